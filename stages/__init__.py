@@ -1,0 +1,1 @@
+"""One module per DVC stage, run as ``python -m stages.<name>``; each only wires files to the core."""

@@ -1,0 +1,28 @@
+"""Stage 1: SAD stressor sentences -> data/scenarios.jsonl (n per category, deterministic)."""
+
+from collections import Counter
+
+from synthempathy.errors import stage_main
+from synthempathy.io import write_json_atomic, write_jsonl_atomic
+from synthempathy.params import load_params
+from synthempathy.scenarios import load_sad, sample_per_category, stressor_scenarios
+
+SEEDS = "data/seeds/SAD_v1.csv"
+OUTPUT = "data/scenarios.jsonl"
+METRICS = "metrics/scenarios.json"
+
+
+@stage_main
+def main() -> None:
+    params = load_params()
+    stressors = stressor_scenarios(load_sad(SEEDS), source=SEEDS)
+    chosen = sample_per_category(stressors, params.scenarios.n_per_category, params.seed)
+    write_jsonl_atomic(OUTPUT, chosen)
+    write_json_atomic(
+        METRICS,
+        {"stressors": len(stressors), "scenarios": len(chosen), "per_category": dict(sorted(Counter(r["category"] for r in chosen).items()))},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Deduplication algorithms, one short module each (after text-dedup)."""

@@ -1,0 +1,240 @@
+"""Continuous batching on llama.cpp's low-level API: up to ``batch_size`` requests share every
+``llama_decode`` call, one KV sequence (slot) each, and a finished sequence frees its slot for
+the next request at the following step.
+
+What a completion means is borrowed from the single-stream path, so only the arithmetic
+differs: create_chat_completion's own chat handler formats and tokenizes the prompt (run
+against a recorder that keeps create_completion's arguments instead of generating),
+``Llama._init_sampler`` builds the sampler chain from those arguments, and ``_Sequence.add``
+applies ``Llama._create_completion``'s per-token stop rules.
+
+One ``generate`` call is an isolated, deterministic unit: memory is cleared first and the slot
+schedule depends only on the request list and the (deterministic) tokens sampled, so the same
+list gives byte-identical completions. The cached generator sends whole shards (shards.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, NoReturn, Sequence
+
+import llama_cpp
+from llama_cpp import Llama
+
+from synthempathy.llm.llama import chat_arguments, load_llama
+from synthempathy.llm.types import Completion, Request
+from synthempathy.params import ModelParams
+
+# Options a chat handler could pass that this backend does not implement (none of them is set
+# by chat_arguments); refusing them beats silently sampling something else.
+_UNSUPPORTED = ("grammar", "logits_processor", "logit_bias", "logprobs", "suffix")
+
+
+class _Recorded(Exception):
+    def __init__(self, arguments: dict) -> None:
+        super().__init__("create_completion arguments recorded")
+        self.arguments = arguments
+
+
+class _PromptRecorder:
+    """Stands in for the Llama inside create_chat_completion: the chat handler formats and
+    tokenizes the messages as for a real call, and its create_completion call is recorded."""
+
+    def __init__(self, llm: Llama) -> None:
+        self._llm = llm
+
+    def __getattr__(self, name: str):
+        return getattr(self._llm, name)
+
+    def create_completion(self, **arguments) -> NoReturn:
+        raise _Recorded(arguments)
+
+
+def completion_arguments(llm: Llama, request: Request) -> dict:
+    """The arguments create_chat_completion would pass to create_completion: prompt tokens, stop
+    strings and sampling params, exactly as the single-stream backend gets them."""
+    try:
+        Llama.create_chat_completion(_PromptRecorder(llm), **chat_arguments(request))
+    except _Recorded as recorded:
+        arguments = recorded.arguments
+    else:
+        raise RuntimeError("the chat handler never called create_completion")
+    unsupported = [name for name in _UNSUPPORTED if arguments.get(name) is not None]
+    if unsupported or arguments.get("stream"):
+        raise NotImplementedError(f"batched generation does not support {unsupported or 'stream'}")
+    return arguments
+
+
+@dataclass
+class _Sequence:
+    """One request in a slot: its sampler and the text so far, with _create_completion's stops."""
+
+    request: Request
+    prompt: list[int]
+    max_tokens: int
+    stop: list[bytes]
+    sampler: object  # llama_cpp._internals.LlamaSampler: the chain, freed with this object
+    drop_space: bool = False  # detokenize() drops a leading space after a leading BOS
+    tokens: list[int] = field(default_factory=list)
+    raw: bytearray = field(default_factory=bytearray)
+    multibyte_fix: int = 0
+    end: int | None = None  # text length kept when a stop string ends it
+    finish_reason: str = ""
+    index: int = 0  # position in the current llama_batch of the token whose logits it samples
+
+    def text(self) -> bytearray:
+        return self.raw[1:] if self.drop_space and self.raw[:1] == b" " else self.raw
+
+    def add(self, token: int, piece: bytes, is_eog: bool, bos: int) -> bool:
+        """Take a sampled token; True when the completion is finished (same order of checks as
+        Llama._create_completion, including its wait for incomplete UTF-8 before any stop)."""
+        if is_eog:
+            self.finish_reason = "stop"
+            return True
+        if not self.tokens:
+            self.drop_space = token == bos
+        self.tokens.append(token)
+        self.raw += piece
+        text = self.text()
+        for k, char in enumerate(text[-3:]):
+            k = 3 - k
+            for num, pattern in ((2, 192), (3, 224), (4, 240)):
+                if num > k and pattern & char == pattern:
+                    self.multibyte_fix = num - k
+        if self.multibyte_fix > 0:
+            self.multibyte_fix -= 1
+            return False
+        found = [s for s in self.stop if s in text]
+        if found:
+            self.end, self.finish_reason = text.index(found[0]), "stop"
+            return True
+        if len(self.tokens) >= self.max_tokens:
+            self.finish_reason = "length"
+            return True
+        return False
+
+    def completion(self) -> Completion:
+        return Completion(
+            id=self.request.id,
+            text=bytes(self.text()[: self.end]).decode("utf-8", errors="ignore"),
+            prompt_tokens=len(self.prompt),
+            completion_tokens=len(self.tokens),
+            finish_reason=self.finish_reason,
+        )
+
+
+def open_batch_context(llm: Llama, n_ctx_seq: int, batch_size: int) -> llama_cpp.llama_context_p:
+    """A context for ``batch_size`` sequences of up to ``n_ctx_seq`` tokens, otherwise set up
+    like the single stream's (threads, attention, KV types come from ``llm``)."""
+    params = llama_cpp.llama_context_params.from_buffer_copy(llm.context_params)
+    params.n_ctx = n_ctx_seq * batch_size
+    params.n_batch = params.n_ctx  # one step may carry a whole prompt for every slot
+    params.n_seq_max = batch_size
+    params.n_outputs_max = batch_size  # one row of logits per slot and step
+    params.kv_unified = False  # a KV stream per slot: attention never scans other sequences
+    ctx = llama_cpp.llama_init_from_model(llm.model, params)
+    if ctx is None:
+        raise MemoryError(f"llama.cpp could not create a context for batch_size={batch_size}, n_ctx={n_ctx_seq}")
+    return ctx
+
+
+class BatchedLlamaBackend:
+    """Decodes up to ``batch_size`` requests at a time on one llama.cpp context."""
+
+    def __init__(self, path: Path, model: ModelParams, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.n_ctx_seq = model.n_ctx  # per sequence, as the single stream's whole context
+        # The Llama object only tokenizes, formats and builds samplers: its own context stays minimal.
+        self.llm = load_llama(path, model.model_copy(update={"n_ctx": 256}))
+        self._ctx = open_batch_context(self.llm, model.n_ctx, batch_size)
+        self._batch = llama_cpp.llama_batch_init(model.n_ctx * batch_size, 0, 1)
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self._bos = self.llm.token_bos()
+        self._pieces: dict[int, tuple[bytes, bool]] = {}
+        weakref.finalize(self, _free, self.llm, self._ctx, self._batch)  # llm outlives the context
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        queue = deque(requests)
+        slots: list[_Sequence | None] = [None] * self.batch_size
+        llama_cpp.llama_memory_clear(self._memory, True)  # every call starts from the same state
+        while queue or any(seq is not None for seq in slots):
+            n = 0
+            for slot, seq in enumerate(slots):
+                if seq is None and queue:
+                    seq = slots[slot] = self._start(queue.popleft())
+                    n = self._put(n, seq.prompt, 0, slot)
+                elif seq is not None:
+                    n = self._put(n, seq.tokens[-1:], len(seq.prompt) + len(seq.tokens) - 1, slot)
+                if seq is not None:
+                    seq.index = n - 1
+            self._batch.n_tokens = n
+            status = llama_cpp.llama_decode(self._ctx, self._batch)
+            if status != 0:
+                raise RuntimeError(f"llama_decode failed ({status}) on {n} tokens")
+            for slot, seq in enumerate(slots):
+                if seq is None:
+                    continue
+                token = llama_cpp.llama_sampler_sample(seq.sampler.sampler, self._ctx, seq.index)
+                if seq.add(token, *self._piece(token), self._bos):
+                    slots[slot] = None
+                    llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+                    yield seq.completion()
+
+    def _start(self, request: Request) -> _Sequence:
+        args = completion_arguments(self.llm, request)
+        prompt = args["prompt"]
+        if len(prompt) >= self.n_ctx_seq:
+            raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {self.n_ctx_seq}")
+        self.llm.set_seed(args["seed"])  # _init_sampler seeds dist() from it
+        sampler = self.llm._init_sampler(
+            top_k=args["top_k"],
+            top_p=args["top_p"],
+            min_p=args["min_p"],
+            typical_p=args["typical_p"],
+            temp=args["temperature"],
+            repeat_penalty=args["repeat_penalty"],
+            frequency_penalty=args["frequency_penalty"],
+            presence_penalty=args["presence_penalty"],
+            mirostat_mode=args["mirostat_mode"],
+            mirostat_tau=args["mirostat_tau"],
+            mirostat_eta=args["mirostat_eta"],
+        )
+        stop = args["stop"] or []
+        return _Sequence(
+            request=request,
+            prompt=prompt,
+            max_tokens=min(args["max_tokens"], self.n_ctx_seq - len(prompt)),  # as _create_completion
+            stop=[s.encode("utf-8") for s in ([stop] if isinstance(stop, str) else stop)],
+            sampler=sampler,
+        )
+
+    def _put(self, n: int, tokens: Sequence[int], pos: int, seq_id: int) -> int:
+        """Append tokens of one sequence at batch index n; only the last one gets logits."""
+        batch = self._batch
+        for i, token in enumerate(tokens, start=n):
+            batch.token[i] = token
+            batch.pos[i] = pos + i - n
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq_id
+            batch.logits[i] = 0
+        end = n + len(tokens)
+        batch.logits[end - 1] = 1
+        return end
+
+    def _piece(self, token: int) -> tuple[bytes, bool]:
+        """Token text as detokenize() renders it (special tokens empty), and whether it ends a turn."""
+        if token not in self._pieces:
+            buffer = ctypes.create_string_buffer(64)
+            size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+            self._pieces[token] = (buffer.raw[:size], bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)))
+        return self._pieces[token]
+
+
+def _free(llm: Llama, ctx, batch) -> None:
+    llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(ctx)

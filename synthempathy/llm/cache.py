@@ -1,0 +1,52 @@
+"""On-disk LLM cache, outside DVC outputs (DVC deletes outputs before a stage runs).
+
+SQLite commits each completion as it finishes, so a killed run loses at most the calls in
+flight and a rerun redoes no finished call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Optional
+
+from synthempathy.llm.types import Completion, Request
+
+DEFAULT_CACHE_DIR = Path(".cache/llm")
+
+
+def cache_key(model_fingerprint: dict, request: Request) -> str:
+    """Hash of the model file, chat format, runtime that affects numerics, messages, sampling and seed."""
+    payload = json.dumps({"model": model_fingerprint, "request": request.sampling()}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class LLMCache:
+    def __init__(self, directory: str | Path = DEFAULT_CACHE_DIR) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(directory / "completions.sqlite3", timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, text TEXT, prompt_tokens INT,"
+            " completion_tokens INT, finish_reason TEXT)"
+        )
+        self._db.commit()
+
+    def get(self, key: str, request_id: str) -> Optional[Completion]:
+        row = self._db.execute(
+            "SELECT text, prompt_tokens, completion_tokens, finish_reason FROM completions WHERE key = ?", (key,)
+        ).fetchone()
+        return Completion(request_id, *row) if row else None
+
+    def put(self, key: str, completion: Completion) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?)",
+            (key, completion.text, completion.prompt_tokens, completion.completion_tokens, completion.finish_reason),
+        )
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()

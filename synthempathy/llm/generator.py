@@ -1,0 +1,112 @@
+"""The cached generator every stage uses: cache hits are free, misses go to the backend,
+and each completion is cached the moment it finishes.
+
+With a shard plan (batched backends, see shards.py), misses go to the backend in whole shards,
+one ``generate`` call per shard, and completions are cached under their shard's digest."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from tqdm import tqdm
+
+from synthempathy.llm.cache import LLMCache, cache_key
+from synthempathy.llm.shards import ShardPlan, shard_digest
+from synthempathy.llm.types import Backend, Completion, Request
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationStats:
+    requests: int = 0
+    cached: int = 0
+    generated: int = 0
+    recomputed: int = 0  # cached completions decoded again because their shard had a miss
+    completion_tokens: int = 0  # of every decoded completion (generated and recomputed)
+    seconds: float = 0.0
+    finish_reasons: dict = field(default_factory=dict)
+
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class CachedGenerator:
+    """``generate(requests) -> completions`` in request order, via the cache and a backend."""
+
+    def __init__(
+        self,
+        backend_factory: Callable[[], Backend],
+        cache: LLMCache,
+        model_fingerprint: dict,
+        shard_plan: ShardPlan | None = None,  # None: the backend decodes each request alone
+    ) -> None:
+        self._backend_factory = backend_factory  # loaded only if something is not cached
+        self._backend: Backend | None = None
+        self._cache = cache
+        self._fingerprint = model_fingerprint
+        self._shard_plan = shard_plan
+        self.stats = GenerationStats()
+
+    def _keys_and_shards(self, requests: Sequence[Request]) -> tuple[dict[str, str], list[list[Request]]]:
+        """Cache key per request id, and the groups the backend must decode together."""
+        keys = {r.id: cache_key(self._fingerprint, r) for r in requests}
+        if len(keys) != len(requests):
+            raise ValueError("request ids must be unique")
+        if self._shard_plan is None:
+            return keys, [[r] for r in requests]
+        shards = [[requests[i] for i in shard] for shard in self._shard_plan.split([r.id for r in requests])]
+        for shard in shards:
+            fingerprint = {**self._fingerprint, "shard": shard_digest([keys[r.id] for r in shard])}
+            keys.update({r.id: cache_key(fingerprint, r) for r in shard})
+        return keys, shards
+
+    def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
+        keys, shards = self._keys_and_shards(requests)
+        done: dict[str, Completion] = {}
+        for request in requests:
+            hit = self._cache.get(keys[request.id], request.id)
+            if hit is not None:
+                done[request.id] = hit
+        n_misses = len(requests) - len(done)
+        # A shard holding a miss is decoded whole: its cached members are decoded again (and must
+        # come out the same) so that the misses meet the batch-mates of an uninterrupted run.
+        calls = [shard for shard in shards if any(r.id not in done for r in shard)]
+        if self._shard_plan is None:  # lone requests need no separate calls
+            calls = [[r for call in calls for r in call]] if calls else []
+        n_decode = sum(len(call) for call in calls)
+        self.stats.requests += len(requests)
+        self.stats.cached += len(done)
+        log.info("%s: %d requests, %d cached, %d to generate, %d to decode again", desc, len(requests), len(done), n_misses, n_decode - n_misses)
+        if calls:
+            if self._backend is None:
+                self._backend = self._backend_factory()
+            start = time.perf_counter()
+            tokens = 0
+            with tqdm(total=n_decode, desc=desc, unit="item", dynamic_ncols=True) as bar:
+                for call in calls:
+                    for completion in self._backend.generate(call):
+                        self._keep(keys[completion.id], completion, done)
+                        tokens += completion.completion_tokens
+                        bar.update(1)
+                        bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.1f}")
+            self.stats.seconds += time.perf_counter() - start
+            self.stats.generated += n_misses
+            self.stats.recomputed += n_decode - n_misses
+            self.stats.completion_tokens += tokens
+        for completion in done.values():
+            reasons = self.stats.finish_reasons
+            reasons[completion.finish_reason] = reasons.get(completion.finish_reason, 0) + 1
+        return [done[r.id] for r in requests]
+
+    def _keep(self, key: str, completion: Completion, done: dict[str, Completion]) -> None:
+        """Cache a new completion; a recomputed one must equal its cached copy, which is kept."""
+        cached = done.get(completion.id)
+        if cached is None:
+            self._cache.put(key, completion)
+            done[completion.id] = completion
+        elif cached != completion:
+            log.warning("%s: decoded again with a different result; this machine does not reproduce the cached shard", completion.id)

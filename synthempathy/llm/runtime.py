@@ -1,0 +1,42 @@
+"""Wire params to a cached generator: the one place that picks and fingerprints the backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthempathy.llm.cache import LLMCache
+from synthempathy.llm.generator import CachedGenerator
+from synthempathy.llm.llama import LlamaBackend
+from synthempathy.llm.models import file_sha256, resolve_model_path
+from synthempathy.llm.shards import ShardPlan
+from synthempathy.llm.types import Backend
+from synthempathy.params import Params
+
+
+def model_fingerprint(params: Params, model_sha256: str) -> dict:
+    """What decides a completion besides the request: the weights, the chat template, and the
+    runtime choices that change numerics (GPU kernels, batch composition)."""
+    return {
+        "sha256": model_sha256,
+        "chat_format": params.model.chat_format,
+        "gpu": params.model.n_gpu_layers != 0,
+        "batch_size": params.generation.batch_size,
+    }
+
+
+def open_backend(params: Params, path: Path) -> Backend:
+    """generation.batch_size 1: the single stream; above: continuous batching."""
+    batch_size = params.generation.batch_size
+    if batch_size == 1:
+        return LlamaBackend(path, params.model)
+    from synthempathy.llm.batched import BatchedLlamaBackend  # imports llama_cpp
+
+    return BatchedLlamaBackend(path, params.model, batch_size)
+
+
+def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGenerator:
+    path = resolve_model_path(params.model.path)
+    fingerprint = model_fingerprint(params, file_sha256(path))
+    batch_size = params.generation.batch_size
+    plan = ShardPlan.for_batch(batch_size) if batch_size > 1 else None
+    return CachedGenerator(lambda: open_backend(params, path), cache or LLMCache(), fingerprint, plan)

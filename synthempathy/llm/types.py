@@ -1,0 +1,38 @@
+"""Requests and completions: plain, hashable values that travel to any backend."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterator, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    temperature: float
+    top_p: float
+    max_tokens: int
+    repeat_penalty: float
+    seed: int
+
+    def sampling(self) -> dict:
+        """Everything but the id: what decides the completion, and so the cache key."""
+        data = asdict(self)
+        del data["id"]
+        return data
+
+
+@dataclass(frozen=True)
+class Completion:
+    id: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" or "length" (truncated at max_tokens)
+
+
+class Backend(Protocol):
+    """Turns requests into completions, yielded as they finish (in any order)."""
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[Completion]: ...

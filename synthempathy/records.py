@@ -1,0 +1,25 @@
+"""Record ids and ordering shared by every stage.
+
+Ids say where a record came from: scenario ``sad-<sID>``, story ``sad-<sID>-s<k>``;
+explanations and pairs keep their story's id. Ids never depend on processing order.
+"""
+
+from __future__ import annotations
+
+
+def story_id(scenario_id: str, k: int) -> str:
+    return f"{scenario_id}-s{k}"
+
+
+def sort_key(record_id: str) -> tuple:
+    """Natural order of ids: ``sad-9-s2`` < ``sad-10-s0`` < ``sad-10-s10``."""
+    return tuple(int(p) if p.isdigit() else p for p in record_id.replace("-s", "-").split("-"))
+
+
+def sorted_by_id(records):
+    return sorted(records, key=lambda r: sort_key(r["id"]))
+
+
+def rejection(record_id: str, stage: str, reason: str, detail: str = "") -> dict:
+    """The one shape of a dropped record, as it lands in the rejected files."""
+    return {"id": record_id, "stage": stage, "reason": reason, "detail": detail}

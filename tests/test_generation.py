@@ -1,0 +1,123 @@
+"""Generation steps and the cached generator, with the real embedded model and tiny params."""
+
+import pytest
+
+from synthempathy.errors import InputError
+from synthempathy.generation import attach_completions, build_requests, clean_generation, expand_scenarios
+from synthempathy.llm.cache import LLMCache, cache_key
+from synthempathy.llm.generator import CachedGenerator
+from synthempathy.llm.llama import LlamaBackend
+from synthempathy.llm.models import resolve_model_path
+from synthempathy.llm.types import Completion
+from synthempathy.params import ModelParams, SamplingParams
+from synthempathy.prompts import Prompt, load_prompt
+
+TINY_MODEL = ModelParams(path="default", n_ctx=512, n_threads=1, n_gpu_layers=0, chat_format=None)
+TINY_SAMPLING = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=12, repeat_penalty=1.1)
+SCENARIOS = [
+    {"id": "sad-1", "text": "2 of my foster kittens died", "category": "Emotional Turmoil", "severity": 8.2},
+    {"id": "sad-7", "text": "my boss yelled at me in front of everyone", "category": "Work", "severity": 6.0},
+]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return LlamaBackend(resolve_model_path("default"), TINY_MODEL)
+
+
+def story_requests(n_stories=2):
+    return build_requests(expand_scenarios(SCENARIOS, n_stories), load_prompt("brainstorm"), TINY_SAMPLING, 2025, "brainstorm")
+
+
+class CrashAfter:
+    """Wraps a backend and dies after ``n`` completions, as a killed run would."""
+
+    def __init__(self, inner, n):
+        self.inner, self.n, self.seen = inner, n, []
+
+    def generate(self, requests):
+        self.seen.extend(r.id for r in requests)
+        for i, completion in enumerate(self.inner.generate(requests)):
+            if i == self.n:
+                raise KeyboardInterrupt("killed")
+            yield completion
+
+
+def test_expand_and_requests_have_stable_ids_and_seeds():
+    small, large = story_requests(2), story_requests(3)
+    assert [r.id for r in small] == ["sad-1-s0", "sad-1-s1", "sad-7-s0", "sad-7-s1"]
+    by_id = {r.id: r for r in large}
+    assert all(by_id[r.id] == r for r in small)  # adding stories never changes existing requests
+    assert len({r.seed for r in large}) == len(large)
+    assert "2 of my foster kittens died" in small[0].messages[-1][1]
+
+
+def test_prompt_with_unknown_field_is_a_clear_error():
+    prompt = Prompt("prompts/x.yaml", "", "Tell me about {nonexistent}")
+    with pytest.raises(InputError, match="prompts/x.yaml.*nonexistent"):
+        prompt.messages({"id": "sad-1"})
+
+
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("  Story: Anna lost her keys.\n", "Anna lost her keys."),
+        ('"I feel lost."', "I feel lost."),
+        ("**Response:** You sound tired.", "You sound tired."),
+        ("Storytelling is hard.", "Storytelling is hard."),
+        ("   ", ""),
+    ],
+)
+def test_clean_generation(raw, clean):
+    assert clean_generation(raw) == clean
+
+
+def test_attach_completions_rejects_empty_text():
+    records = [{"id": "a"}, {"id": "b"}]
+    completions = [Completion("a", " Hello there. ", 5, 3, "stop"), Completion("b", "  ", 5, 0, "length")]
+    kept, rejected = attach_completions(records, completions, "story", "brainstorm")
+    assert kept == [{"id": "a", "story": "Hello there.", "story_finish_reason": "stop", "story_tokens": 3}]
+    assert rejected == [{"id": "b", "stage": "brainstorm", "reason": "empty_generation", "detail": "finish_reason=length"}]
+
+
+def test_cache_key_covers_model_sampling_and_seed():
+    request = story_requests(1)[0]
+    fingerprint = {"sha256": "abc", "chat_format": None, "gpu": False, "batch_size": 1}
+    base = cache_key(fingerprint, request)
+    assert base == cache_key(dict(fingerprint), request)
+    assert base != cache_key({**fingerprint, "sha256": "abd"}, request)
+    assert base != cache_key(fingerprint, request.__class__(**{**request.__dict__, "seed": request.seed + 1}))
+    assert base != cache_key(fingerprint, request.__class__(**{**request.__dict__, "temperature": 0.5}))
+    assert base == cache_key(fingerprint, request.__class__(**{**request.__dict__, "id": "other"}))  # the id only names it
+
+
+def test_killed_run_resumes_without_redoing_calls_and_ends_identical(tmp_path, backend):
+    requests = story_requests(2)
+    fingerprint = {"sha256": "test", "chat_format": None, "gpu": False, "batch_size": 1}
+    reference = CachedGenerator(lambda: backend, LLMCache(tmp_path / "a"), fingerprint).generate(requests)
+    assert all(c.text for c in reference) and {c.finish_reason for c in reference} <= {"stop", "length"}
+
+    crashing = CrashAfter(backend, 2)
+    with pytest.raises(KeyboardInterrupt):
+        CachedGenerator(lambda: crashing, LLMCache(tmp_path / "b"), fingerprint).generate(requests)
+    resumed_backend = CrashAfter(backend, 99)
+    resumed = CachedGenerator(lambda: resumed_backend, LLMCache(tmp_path / "b"), fingerprint).generate(requests)
+    assert resumed == reference
+    assert resumed_backend.seen == [r.id for r in requests[2:]]  # finished calls were not redone
+
+    rerun_backend = CrashAfter(backend, 0)  # a fully cached rerun never reaches the backend
+    assert CachedGenerator(lambda: rerun_backend, LLMCache(tmp_path / "b"), fingerprint).generate(requests) == reference
+    assert rerun_backend.seen == []
+
+
+def test_corrupt_model_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="not a GGUF"):
+        resolve_model_path(str(bad))
+    truncated = tmp_path / "trunc.gguf"
+    truncated.write_bytes(resolve_model_path("default").read_bytes()[:4096])
+    with pytest.raises(InputError, match="cannot load"):
+        LlamaBackend(truncated, TINY_MODEL)
+    with pytest.raises(InputError, match="file not found"):
+        resolve_model_path(str(tmp_path / "missing.gguf"))
