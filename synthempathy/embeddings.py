@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from synthempathy.errors import InputError
+from synthempathy.paths import cache_root
 
-DEFAULT_CACHE_DIR = Path(".cache/embeddings")
 
 
 def resolve_embedding_model(name: str) -> Path:
@@ -36,12 +36,12 @@ def resolve_embedding_model(name: str) -> Path:
 class Embedder:
     """Unit-normalised float32 embeddings with an on-disk cache keyed by text hash."""
 
-    def __init__(self, model: str = "default", batch_size: int = 64, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> None:
+    def __init__(self, model: str = "default", batch_size: int = 64, cache_dir: str | Path | None = None) -> None:
         self.model_path = resolve_embedding_model(model)
         self.batch_size = batch_size
         self._model = None
         self._model_id = hashlib.sha256(str(self.model_path.resolve()).encode()).hexdigest()[:16]
-        cache_dir = Path(cache_dir)
+        cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / "embeddings"
         cache_dir.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(cache_dir / "vectors.sqlite3", timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")

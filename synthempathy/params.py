@@ -69,6 +69,15 @@ class AlignParams(Section):
     near_duplicate_threshold: float = Field(gt=0, le=1)  # explanation vs an earlier kept one
 
 
+class TrainScorerParams(Section):
+    """EPITOME scorer: two logistic regressions (TF-IDF, embeddings) per mechanism, soft-voted."""
+
+    heldout_posts: int = Field(ge=0)  # seeker posts never trained on: data/heldout_situations.jsonl
+    cv_folds: int = Field(ge=2)  # StratifiedGroupKFold by seeker post
+    text_C: float = Field(gt=0)  # inverse L2 strength of the TF-IDF(response) regression
+    embedding_C: float = Field(gt=0)  # inverse L2 strength of the embedding + cues regression
+
+
 class FilterParams(Section):
     min_explanation_words: int = Field(ge=1)
     max_explanation_words: int = Field(ge=1)
@@ -101,6 +110,7 @@ class FinetuneParams(Section):
     max_length: int = Field(ge=32)  # tokens of prompt + response; longer responses are cut
     seed: int = Field(ge=0)
     device: Literal["auto", "cpu", "cuda"]  # auto: CUDA (bf16) when present, else CPU (fp32)
+    threads: int = Field(ge=1)  # torch CPU threads: float sums (so the adapter bytes) depend on it
 
 
 class EvaluateParams(Section):
@@ -117,6 +127,23 @@ class EvaluateParams(Section):
     bootstrap_samples: int = Field(ge=100)
 
 
+class ReportParams(Section):
+    diversity_sample: int = Field(ge=2)  # stories in the self-BLEU sample (fixed, so corpus size does not bias it)
+
+
+# Scores in metrics/corpus.json:sampling that the brainstorm sampling search can maximise (higher = more diverse).
+Objective = Literal["diversity", "distinct_1", "distinct_2"]
+
+
+class SamplingSearchParams(Section):
+    """The grid of scripts/sampling_search.py. No stage lists it: it configures the search only."""
+
+    temperatures: tuple[Annotated[float, Field(gt=0, le=2)], ...] = Field(min_length=1)
+    top_ps: tuple[Annotated[float, Field(gt=0, le=1)], ...] = Field(min_length=1)
+    min_coherence: float = Field(ge=0, le=1)  # settings below it cannot be picked
+    objective: Objective
+
+
 class Params(Section):
     seed: int = Field(ge=0)
     model: ModelParams
@@ -128,9 +155,12 @@ class Params(Section):
     rewrite: SamplingParams
     respond: SamplingParams
     align: AlignParams
+    train_scorer: TrainScorerParams
     filter: FilterParams
     finetune: FinetuneParams
     evaluate: EvaluateParams
+    report: ReportParams
+    sampling_search: SamplingSearchParams
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

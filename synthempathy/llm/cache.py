@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Optional
 
 from synthempathy.llm.types import Completion, Request
+from synthempathy.paths import cache_root
 
-DEFAULT_CACHE_DIR = Path(".cache/llm")
 
 
 def cache_key(model_fingerprint: dict, request: Request) -> str:
@@ -24,8 +24,8 @@ def cache_key(model_fingerprint: dict, request: Request) -> str:
 
 
 class LLMCache:
-    def __init__(self, directory: str | Path = DEFAULT_CACHE_DIR) -> None:
-        directory = Path(directory)
+    def __init__(self, directory: str | Path | None = None) -> None:
+        directory = Path(directory) if directory is not None else cache_root() / "llm"
         directory.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(directory / "completions.sqlite3", timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")

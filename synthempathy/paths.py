@@ -1,0 +1,14 @@
+"""Where caches live. They sit outside DVC outputs (DVC deletes outputs before a stage runs).
+
+``SYNTHEMPATHY_CACHE`` points every cache at one folder, so DVC experiments that run in
+temporary copies of the repo (``dvc exp run --queue``) share completions and embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SYNTHEMPATHY_CACHE", ".cache"))
