@@ -13,7 +13,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup repro test bench clean-venv
+.PHONY: setup repro test bench sampling-search clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -42,6 +42,11 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+# Brainstorm temperature x top_p grid as DVC experiments (README: "Choosing brainstorm sampling");
+# e.g. make sampling-search SEARCH_ARGS="--apply --extra -S scenarios.n_per_category=2"
+sampling-search: setup
+	$(BIN)/python scripts/sampling_search.py $(SEARCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

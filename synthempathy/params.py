@@ -76,6 +76,7 @@ class TrainScorerParams(Section):
     cv_folds: int = Field(ge=2)  # StratifiedGroupKFold by seeker post
     text_C: float = Field(gt=0)  # inverse L2 strength of the TF-IDF(response) regression
     embedding_C: float = Field(gt=0)  # inverse L2 strength of the embedding + cues regression
+    max_posts: Optional[int] = Field(default=None, ge=2)  # seeded subset of the 2,979 seeker posts, for quick runs; None: all
 
 
 class FilterParams(Section):

@@ -26,7 +26,7 @@ TINY = {
     "rewrite": {"max_tokens": 48},
     "respond": {"max_tokens": 48},
     "filter": {"min_explanation_words": 3, "min_response_words": 3},
-    "train_scorer": {"heldout_posts": 20},
+    "train_scorer": {"heldout_posts": 20, "max_posts": 200, "cv_folds": 2},
     "finetune": {"max_steps": 2, "max_length": 64, "batch_size": 2},
     "evaluate": {"limit": 4, "max_new_tokens": 16, "bootstrap_samples": 200},
     "report": {"diversity_sample": 20},

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, NoReturn, Sequence
@@ -148,14 +149,16 @@ class BatchedLlamaBackend:
     def __init__(self, path: Path, model: ModelParams, batch_size: int) -> None:
         self.batch_size = batch_size
         self.n_ctx_seq = model.n_ctx  # per sequence, as the single stream's whole context
-        # The Llama object only tokenizes, formats and builds samplers: its own context stays minimal.
-        self.llm = load_llama(path, model.model_copy(update={"n_ctx": 256}))
+        self.llm = load_llama(path, model)  # tokenizer, chat handler, samplers, context settings
         self._ctx = open_batch_context(self.llm, model.n_ctx, batch_size)
         self._batch = llama_cpp.llama_batch_init(model.n_ctx * batch_size, 0, 1)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._bos = self.llm.token_bos()
         self._pieces: dict[int, tuple[bytes, bool]] = {}
+        # Sampling runs between decodes, when llama.cpp's threads idle; the C samplers release
+        # the GIL, so a pool spreads one step's samples over the same number of cores.
+        self._pool = ThreadPoolExecutor(model.n_threads) if model.n_threads > 1 and batch_size > 1 else None
         weakref.finalize(self, _free, self.llm, self._ctx, self._batch)  # llm outlives the context
 
     def generate(self, requests: Sequence[Request]) -> Iterator[Completion]:
@@ -176,14 +179,22 @@ class BatchedLlamaBackend:
             status = llama_cpp.llama_decode(self._ctx, self._batch)
             if status != 0:
                 raise RuntimeError(f"llama_decode failed ({status}) on {n} tokens")
-            for slot, seq in enumerate(slots):
-                if seq is None:
-                    continue
-                token = llama_cpp.llama_sampler_sample(seq.sampler.sampler, self._ctx, seq.index)
+            active = [(slot, seq) for slot, seq in enumerate(slots) if seq is not None]
+            for (slot, seq), token in zip(active, self._sample([seq for _, seq in active])):
                 if seq.add(token, *self._piece(token), self._bos):
                     slots[slot] = None
                     llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
                     yield seq.completion()
+
+    def _sample(self, sequences: list[_Sequence]) -> list[int]:
+        """One token per sequence from its own sampler chain (so thread timing cannot matter)."""
+        if self._pool is None or len(sequences) == 1:
+            return [self._sample_one(seq) for seq in sequences]
+        llama_cpp.llama_get_logits(self._ctx)  # settle llama.cpp's lazy output bookkeeping: threads only read
+        return list(self._pool.map(self._sample_one, sequences))
+
+    def _sample_one(self, seq: _Sequence) -> int:
+        return llama_cpp.llama_sampler_sample(seq.sampler.sampler, self._ctx, seq.index)
 
     def _start(self, request: Request) -> _Sequence:
         args = completion_arguments(self.llm, request)

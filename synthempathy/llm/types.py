@@ -33,6 +33,10 @@ class Completion:
 
 
 class Backend(Protocol):
-    """Turns requests into completions, yielded as they finish (in any order)."""
+    """Turns requests into completions, yielded as they finish (in any order).
+
+    One call is the unit of batch composition: a completion may depend on the other requests
+    of its call (batched backends), never on earlier calls.
+    """
 
     def generate(self, requests: Sequence[Request]) -> Iterator[Completion]: ...

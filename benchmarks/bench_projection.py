@@ -1,0 +1,112 @@
+"""How long the paper-scale corpus takes to generate: 6,476 SAD scenarios x 20 stories, each
+story then rewritten and answered (three generations per story, every story assumed to survive).
+
+Tokens per generation come from the pipeline's own outputs (``<field>_tokens`` in
+data/stories.jsonl, data/explanations.jsonl, data/pairs.jsonl) where they exist, else from the
+paper's mean lengths. Throughput is the CPU pipeline rate measured by bench_generation
+(benchmarks/results/generation.json); GPU figures are not measured here (no GPU), only the
+formula is given.
+
+    python -m benchmarks.bench_projection            # writes benchmarks/results/projection.md
+    python -m benchmarks.bench_projection --smoke    # prints only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from benchmarks.common import RESULTS_DIR, busy, header, write_result
+
+SCENARIOS, STORIES_PER_SCENARIO = 6_476, 20
+TOKENS_PER_WORD = 1.33  # English BPE, roughly
+# (file, token field, fallback mean tokens, where the fallback comes from)
+STEPS = [
+    ("data/stories.jsonl", "story_tokens", 107, "3-5 sentence story, ~80 words (brainstorm prompt)"),
+    ("data/explanations.jsonl", "explanation_tokens", round(95.5 * TOKENS_PER_WORD), "paper: 95.5 words"),
+    ("data/pairs.jsonl", "response_tokens", round(153.7 * TOKENS_PER_WORD), "paper: 153.7 words"),
+]
+
+
+def mean_tokens(path: str, field: str) -> tuple[float, int] | None:
+    """Mean of ``field`` over a JSONL output, and how many records had it; None without data."""
+    if not Path(path).is_file():
+        return None
+    values = [record[field] for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip() and field in (record := json.loads(line))]
+    return (sum(values) / len(values), len(values)) if values else None
+
+
+def measured_rates() -> dict[str, float]:
+    """Pipeline tokens/s per batch size from the last bench_generation run, if any."""
+    path = RESULTS_DIR / "generation.json"
+    if not path.is_file():
+        return {}
+    rates = json.loads(path.read_text())["tokens_per_second"]
+    return {name.split()[1]: rate for name, rate in rates.items() if name.startswith("pipeline ")}
+
+
+def projection() -> tuple[str, str]:
+    """The Markdown body, and a one-line summary."""
+    stories = SCENARIOS * STORIES_PER_SCENARIO
+    rows, per_story = [], 0.0
+    for path, field, fallback, source in STEPS:
+        measured = mean_tokens(path, field)
+        mean = measured[0] if measured else fallback
+        where = f"measured: mean of {measured[1]:,} records in {path}" if measured else f"estimate: {source}"
+        rows.append(f"| {field.removesuffix('_tokens')} | {mean:.1f} | {where} |")
+        per_story += mean
+    total = stories * per_story
+    rates = measured_rates()
+    time_rows = [
+        f"| embedded SmolLM2-135M Q4_1, CPU (this machine, bench_generation), batch {batch} | {rate:.1f} | {total / rate / 3600:,.1f} |"
+        for batch, rate in sorted(rates.items(), key=lambda item: int(item[0]))
+    ] or ["| embedded SmolLM2-135M Q4_1, CPU | not measured (run bench_generation first) | - |"]
+    time_rows.append("| 7B Q4 (e.g. Mistral-7B-Instruct Q4_K_M), one GPU, batch B | not measured (no GPU here) | T / (r_B x 3600) |")
+    body = f"""
+## Tokens to generate
+
+{stories:,} stories ({SCENARIOS:,} scenarios x {STORIES_PER_SCENARIO}), each generated, rewritten and answered:
+
+| generation | mean completion tokens | source |
+| --- | --- | --- |
+{chr(10).join(rows)}
+| **per story** | **{per_story:.1f}** | |
+
+T = {stories:,} x {per_story:.1f} = **{total / 1e6:.1f} M generated tokens** (upper bound: every story survives dedup and every explanation is answered).
+
+## Hours
+
+hours = T / (r x 3600), with r the pipeline's measured tokens/s (completion tokens over wall time,
+prompt processing included) at the batch size used.
+
+| model, hardware, batch | r (tokens/s) | hours |
+| --- | --- | --- |
+{chr(10).join(time_rows)}
+
+The CPU rows are for the embedded 135M model, the only one measured here, on bench_generation's brainstorm
+prompts (about 1.5 prompt tokens per generated token; the pipeline's three steps average about 1, so r is
+a slight underestimate). A 7B model does ~50x more arithmetic per token: on CPU it would be far slower, and
+on a GPU r_B must be measured (`model.n_gpu_layers: -1`, `generation.batch_size: B`, then
+`python -m benchmarks.bench_generation`).
+"""
+    best = max(rates.values(), default=None)
+    summary = f"projection: {total / 1e6:.1f} M tokens; " + (
+        f"{total / best / 3600:,.1f} h at the best measured CPU rate {best:.1f} tok/s; GPU not measured" if best else "CPU rate not measured yet; GPU not measured"
+    )
+    return body, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="prints only")
+    args = parser.parse_args()
+    busy_before = busy()
+    body, summary = projection()
+    print(summary)
+    if not args.smoke:
+        write_result("projection.md", header("Projection: paper-scale corpus", busy_before) + body)
+
+
+if __name__ == "__main__":
+    main()

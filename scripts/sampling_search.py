@@ -1,0 +1,96 @@
+"""Grid search of brainstorm temperature x top_p as DVC experiments (`make sampling-search`).
+
+    python scripts/sampling_search.py [--apply] [--extra -S key=value ...]
+
+Queues one experiment per (temperature, top_p) of params.yaml:sampling_search, each run up to
+the `report` stage (the stage that scores story diversity and coherence), runs the queue one
+at a time, then ranks the results from `dvc exp show --json`, prints the table and saves it to
+metrics/sampling_search.md. `--apply` applies the pick with `dvc exp apply`. Everything after
+`--extra` is passed to every `dvc exp run` (e.g. `--extra -S scenarios.n_per_category=2`).
+
+The queue runs experiments from the last commit plus the workspace's changes to tracked files:
+commit new files first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a file: import the package from this checkout
+
+from synthempathy.params import load_params  # noqa: E402
+from synthempathy.paths import cache_root  # noqa: E402
+from synthempathy.sampling_search import experiment_name, markdown_table, parse_exp_show, rank  # noqa: E402
+
+TARGET = "report"  # the scores are the report's; finetune/evaluate would only cost time
+TABLE = Path("metrics/sampling_search.md")
+
+
+def dvc_env() -> dict[str, str]:
+    """Queued experiments run in temp copies of the repo (.dvc/tmp/exps): an absolute cache path
+    lets them share LLM completions and embeddings with each other and with the workspace.
+    The queue worker is spawned as `dvc` and the stages call `python`: this interpreter's bin
+    goes first on PATH. The worker inherits this environment (it is forked by `dvc exp run`)."""
+    return {
+        **os.environ,
+        "SYNTHEMPATHY_CACHE": str(cache_root().resolve()),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def dvc(args: list[str], env: dict[str, str], check: bool = True) -> str:
+    print("$ dvc " + " ".join(args), flush=True)
+    stdout = subprocess.PIPE if args[:2] == ["exp", "show"] else None  # only exp show is parsed
+    return subprocess.run(["dvc", *args], env=env, check=check, text=True, stdout=stdout).stdout
+
+
+def apply(name: str, setting: tuple[float, float], extra: list[str], env: dict[str, str]) -> None:
+    """dvc exp apply the pick. The experiments stop at `report`, so it cannot check out the later
+    stages' outputs and exits non-zero after applying the params and the outputs it has: check
+    the applied params instead of its exit status."""
+    dvc(["exp", "apply", name], env, check=False)
+    brainstorm = load_params().brainstorm
+    if (brainstorm.temperature, brainstorm.top_p) != setting:
+        sys.exit(f"error: dvc exp apply {name} did not set brainstorm.temperature/top_p; see its output above")
+    print(f"Applied {name}. `dvc repro` rebuilds the stages after `report` with it.")
+    if extra:
+        print(f"Its --extra params were applied too ({' '.join(extra)}): revert them in params.yaml if they were only for the search.")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apply", action="store_true", help="dvc exp apply the pick")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="passed to every dvc exp run, e.g. --extra -S model.n_threads=1")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    search = load_params().sampling_search
+    env = dvc_env()
+    names = []
+    for temperature in search.temperatures:
+        for top_p in search.top_ps:
+            names.append(experiment_name(temperature, top_p))
+            settings = ["-S", f"brainstorm.temperature={temperature}", "-S", f"brainstorm.top_p={top_p}"]
+            dvc(["exp", "run", "--queue", "--force", "--name", names[-1], *settings, *args.extra, TARGET], env)
+    # A failed experiment is reported in the table, so the queue's exit status is not fatal.
+    dvc(["exp", "run", "--run-all", "--jobs", "1"], env, check=False)
+    ranked = rank(parse_exp_show(json.loads(dvc(["exp", "show", "--json"], env)), names), search.objective, search.min_coherence)
+    table = markdown_table(ranked, search.objective, search.min_coherence)
+    TABLE.parent.mkdir(parents=True, exist_ok=True)
+    TABLE.write_text(table, encoding="utf-8")
+    print(table)
+    best = ranked[0]
+    if best.scores is None:
+        return 1
+    if args.apply:
+        apply(best.name, (best.temperature, best.top_p), args.extra, env)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

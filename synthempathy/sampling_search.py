@@ -1,0 +1,106 @@
+"""The brainstorm sampling grid search, minus the DVC calls: naming, parsing, ranking, the table.
+
+scripts/sampling_search.py runs one DVC experiment per (temperature, top_p); this module turns
+``dvc exp show --json`` into trials and applies the rule: the highest ``objective`` among trials
+with coherence >= ``min_coherence``; if none qualifies, the most coherent one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+PARAMS_FILE = "params.yaml"
+METRICS_FILE = "metrics/corpus.json"
+METRICS_KEY = "sampling"
+# Columns of the table after temperature and top_p, in order: the headline scores, then parts.
+COLUMNS = ("diversity", "coherence", "distinct_2", "self_bleu", "on_topic", "survival", "repetition")
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    temperature: float
+    top_p: float
+    scores: Optional[dict]  # metrics/corpus.json:sampling; None when the experiment failed
+
+    def score(self, key: str) -> float:
+        return self.scores[key] if self.scores else float("nan")
+
+
+def experiment_name(temperature: float, top_p: float) -> str:
+    """One name per grid point, so a rerun overwrites it (dvc exp run --force) instead of piling up."""
+    return f"brainstorm-t{temperature:g}-p{top_p:g}"
+
+
+def _experiments(doc: Sequence[dict]) -> Iterator[dict]:
+    """Every experiment entry of every baseline in a ``dvc exp show --json`` document."""
+    for baseline in doc:
+        for group in baseline.get("experiments") or []:
+            yield from group.get("revs") or []
+
+
+def _file_data(data: dict, kind: str, path: str) -> dict:
+    return ((data.get(kind) or {}).get(path) or {}).get("data") or {}
+
+
+def parse_exp_show(doc: Sequence[dict], names: Sequence[str]) -> list[Trial]:
+    """Trials for the experiments called ``names``, in that order. An experiment that failed, is
+    missing, or ran without the sampling scores is a trial with ``scores=None``."""
+    found = {exp["name"]: exp for exp in _experiments(doc) if exp.get("name") in names}
+    trials = []
+    for name in names:
+        exp = found.get(name, {})
+        data = exp.get("data") or {}
+        brainstorm = _file_data(data, "params", PARAMS_FILE).get("brainstorm") or {}
+        # A failed run may still show metrics from the stages it finished: they are no result.
+        scores = None if exp.get("error") else _file_data(data, "metrics", METRICS_FILE).get(METRICS_KEY)
+        trials.append(Trial(name, brainstorm.get("temperature", float("nan")), brainstorm.get("top_p", float("nan")), scores))
+    return trials
+
+
+def qualifies(trial: Trial, min_coherence: float) -> bool:
+    return trial.scores is not None and trial.score("coherence") >= min_coherence
+
+
+def rank(trials: Sequence[Trial], objective: str, min_coherence: float) -> list[Trial]:
+    """Best first: qualifying trials by ``objective``, then the rest by coherence, then failures.
+    Ties go to the cooler setting (lower temperature, then lower top_p), the safer choice, so the
+    order never depends on the order the experiments ran in."""
+
+    def key(t: Trial) -> tuple:
+        if t.scores is None:
+            return (2, t.name)  # failed: params may be missing
+        if qualifies(t, min_coherence):
+            return (0, -t.score(objective), -t.score("coherence"), t.temperature, t.top_p, t.name)
+        return (1, -t.score("coherence"), -t.score(objective), t.temperature, t.top_p, t.name)
+
+    return sorted(trials, key=key)
+
+
+def verdict(ranked: Sequence[Trial], objective: str, min_coherence: float) -> str:
+    """One line naming the pick of a ranked list and why it was picked."""
+    if not ranked or ranked[0].scores is None:
+        return "No pick: every experiment failed (see `dvc queue logs <name>`)."
+    best = ranked[0]
+    setting = f"brainstorm.temperature={best.temperature:g} brainstorm.top_p={best.top_p:g} ({best.name})"
+    if qualifies(best, min_coherence):
+        return f"Pick: {setting}: highest {objective} ({best.score(objective):.4f}) with coherence {best.score('coherence'):.4f} >= {min_coherence:g}."
+    return f"No setting reaches coherence >= {min_coherence:g}; the most coherent is {setting}, coherence {best.score('coherence'):.4f}."
+
+
+def markdown_table(ranked: Sequence[Trial], objective: str, min_coherence: float) -> str:
+    """The ranked trials as a Markdown table (the pick is the first row), then the verdict."""
+    shown = COLUMNS if objective in COLUMNS else (objective, *COLUMNS)
+    columns = ("temperature", "top_p", *shown, "qualifies", "experiment")
+    lines = [
+        f"Brainstorm sampling grid search: objective `{objective}`, min_coherence {min_coherence:g}, best first.",
+        "",
+        "| rank | " + " | ".join(columns) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for i, t in enumerate(ranked, start=1):
+        scores = [f"{t.score(c):.4f}" if t.scores else "failed" for c in shown]
+        cells = [str(i), f"{t.temperature:g}", f"{t.top_p:g}", *scores, "yes" if qualifies(t, min_coherence) else "no", t.name]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", verdict(ranked, objective, min_coherence), ""])

@@ -1,0 +1,19 @@
+"""`python -m benchmarks.run --smoke` (the CI variant of `make bench`) runs every benchmark and
+prints each comparison; timings are the benchmarks' business, never asserted here."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmarks_smoke_runs_and_prints_the_ratios():
+    run = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    out = run.stdout
+    assert "batch 1: pipeline" in out and "ratio" in out and "(goal >= 0.95)" in out
+    assert "batch 2: pipeline" in out and "(goal >= 0.85)" in out
+    assert "dedup:" in out and "agrees: True" in out
+    assert "projection:" in out
+    assert "wrote " not in out  # smoke runs leave benchmarks/results alone

@@ -1,0 +1,98 @@
+"""Export formats round-trip through `datasets`, Parquet bytes are stable, the card is complete."""
+
+from pathlib import Path
+
+import pytest
+
+from synthempathy.errors import InputError
+from synthempathy.export import dataset_card, sft_records, write_parquet_atomic
+from synthempathy.io import write_jsonl_atomic
+from synthempathy.params import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pair(i: int, category: str, **extra) -> dict:
+    return {
+        "id": f"p{i}",
+        "scenario_id": f"s{i}",
+        "category": category,
+        "severity": 5.5 + i,
+        "scenario": "exam stress",
+        "story": "A story.",
+        "explanation": f"I have an exam tomorrow and I feel unprepared, number {i}.",
+        "response": "That sounds stressful; it makes sense to feel anxious. What would help you most tonight?",
+        "scenario_similarity": 0.61,
+        "story_similarity": 0.72,
+        "response_similarity": 0.55,
+        "er": 1.2,
+        "ip": 0.4,
+        "ex": 1.6,
+        "empathy": 1.0667,
+        "er_level": 1,
+        "ip_level": 0,
+        "ex_level": 2,
+        "crisis": False,
+        **extra,
+    }
+
+
+CORPUS = [pair(0, "School"), pair(1, "Work", crisis=True), pair(2, "School", note="only here")]
+METRICS = {
+    "metrics/filter.json": {"records_in": 5, "records_out": 3, "rejected": {"refusal": 2, "pii": 0}, "crisis_flagged": 1, "pii_scrubbed": 0, "funnel": {"counts": {"final": 3, "scenarios": 4, "stories": 8}}},
+    "metrics/empathy.json": {"n": 5, "er": {"mean": 1.1}},
+    "metrics/empathy_scorer.json": {"heldout_posts": 250, "heldout": {m: {"model": {"accuracy": 0.8, "macro_f1": f1}, "majority": {"accuracy": 0.6, "macro_f1": 0.25}} for m, f1 in [("er", 0.65), ("ip", 0.55), ("ex", 0.6)]}},
+}
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    return tmp_path / "hf-cache"
+
+
+def test_sft_jsonl_round_trips_through_datasets(tmp_path, offline):
+    from datasets import load_dataset
+
+    path = tmp_path / "sft.jsonl"
+    write_jsonl_atomic(path, sft_records(CORPUS))
+    rows = load_dataset("json", data_files=str(path), split="train", cache_dir=str(offline)).to_list()
+    assert [r["id"] for r in rows] == ["p0", "p1", "p2"]
+    assert rows[1]["messages"] == [{"role": "user", "content": CORPUS[1]["explanation"]}, {"role": "assistant", "content": CORPUS[1]["response"]}]
+
+
+def test_parquet_round_trips_through_datasets_and_is_byte_stable(tmp_path, offline):
+    from datasets import load_dataset
+
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    write_parquet_atomic(first, CORPUS)
+    write_parquet_atomic(second, [dict(r) for r in CORPUS])
+    assert first.read_bytes() == second.read_bytes()
+    rows = load_dataset("parquet", data_files=str(first), split="train", cache_dir=str(offline)).to_list()
+    # A field some records lack is a null column for the others.
+    assert rows == [{**r, "note": r.get("note")} for r in CORPUS]
+    assert list(rows[0]) == [*CORPUS[0], "note"]
+
+
+def test_dataset_card_describes_corpus_sources_and_licences():
+    card = dataset_card(CORPUS, METRICS, load_params(ROOT / "params.yaml"), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert card.startswith("---\n") and "path: synthempathy.parquet" in card
+    assert "| School | 2 | 66.7% |" in card and "| Work | 1 | 33.3% |" in card
+    assert "| 3 | 1 | 0 |" in card  # pairs, crisis-flagged, PII-scrubbed
+    assert "| 1.2 | 0.4 | 1.6 | 1.067 |" in card  # mean ER, IP, EX, empathy
+    assert "| er.mean | 1.1 |" in card
+    assert "| ER | 0.8 | 0.65 | 0.25 |" in card and "| EX | 0.8 | 0.6 | 0.25 |" in card
+    assert "distinct-1 0.3" in card  # 15 of the 45 response words are distinct
+    assert "| scenarios | 4 |\n| stories | 8 |\n| final | 3 |" in card  # pipeline order, not the file's sorted keys
+    assert "refusal 2" in card and "pii 0" not in card
+    for needle in ("MIT", "Mauriello", "Sharma", "arXiv:2502.17857", "Hirschberg", "Known limitations", "SmolLM2-135M-Instruct.Q4_1.gguf"):
+        assert needle in card
+
+
+def test_dataset_card_rejects_stale_metrics():
+    stale = {**METRICS, "metrics/filter.json": {**METRICS["metrics/filter.json"], "records_out": 7}}
+    with pytest.raises(InputError, match="records_out"):
+        dataset_card(CORPUS, stale, load_params(ROOT / "params.yaml"), "model.gguf")
+    with pytest.raises(InputError, match="metrics/filter.json: no funnel.counts"):
+        dataset_card(CORPUS, {**METRICS, "metrics/filter.json": {"records_out": 3}}, load_params(ROOT / "params.yaml"), "model.gguf")
