@@ -13,7 +13,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup repro test bench sampling-search clean-venv
+.PHONY: setup repro test test-slow bench sampling-search clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -39,6 +39,10 @@ repro: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Also the slow tests: the sampling grid queued as real DVC experiments.
+test-slow: setup
+	SYNTHEMPATHY_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

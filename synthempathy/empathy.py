@@ -16,13 +16,13 @@ import json
 import logging
 import math
 import os
+import pickle
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
-import joblib
 import numpy as np
 import pandas as pd
 import sklearn
@@ -52,7 +52,7 @@ EPITOME_FILES = {
 }
 REQUIRED_COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
 LEVELS = (0, 1, 2)
-MODEL_FILE = "models.joblib"
+MODEL_FILE = "models.pkl"
 MANIFEST_FILE = "manifest.json"
 
 
@@ -332,6 +332,30 @@ def scorer_manifest(models: Mapping[str, VotingClassifier], embedding_model: str
     }
 
 
+def _forget_object_ids(obj, seen: set | None = None) -> None:
+    """Drop the memory address a fitted TfidfVectorizer keeps (``_stop_words_id``, a cache key):
+    it differs per process and would make the pickled scorer, and so dvc.lock, irreproducible."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, TfidfVectorizer):
+        obj.__dict__.pop("_stop_words_id", None)  # sklearn recomputes it on the next analyzer build
+    children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else getattr(obj, "__dict__", {}).values()
+    for child in children:
+        if isinstance(child, (dict, list, tuple)) or hasattr(child, "get_params"):
+            _forget_object_ids(child, seen)
+
+
+def _dump_canonical(obj, path: Path) -> None:
+    """Pickle without the memo, so the bytes depend on the models' values only, not on which equal
+    objects happened to be shared in this process (the memo writes a shared object once)."""
+    with path.open("wb") as fh:
+        pickler = pickle.Pickler(fh, protocol=4)
+        pickler.fast = True
+        pickler.dump(obj)
+
+
 def save_scorer(models: Mapping[str, VotingClassifier], manifest: dict, directory: str | Path) -> None:
     """Write the models and manifest into a temp dir beside ``directory``, then swap it in, so a
     crash never leaves a half-written scorer."""
@@ -340,7 +364,9 @@ def save_scorer(models: Mapping[str, VotingClassifier], manifest: dict, director
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         tmp.chmod(0o755)
-        joblib.dump(dict(models), tmp / MODEL_FILE)
+        for model in models.values():
+            _forget_object_ids(model)
+        _dump_canonical(dict(models), tmp / MODEL_FILE)
         write_json_atomic(tmp / MANIFEST_FILE, manifest)
         if target.exists():
             old = tmp.with_name(tmp.name + ".old")
@@ -361,7 +387,8 @@ def load_scorer(path: str | Path = "models/empathy_scorer", cache_dir: str | Pat
     if not manifest_path.is_file() or not model_path.is_file():
         raise InputError(f"{path}: no fitted empathy scorer ({MANIFEST_FILE} and {MODEL_FILE}); run dvc repro train_scorer")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    models = joblib.load(model_path)
+    with model_path.open("rb") as fh:
+        models = pickle.load(fh)  # our own DVC output, never a downloaded file
     missing = [m for m in MECHANISMS if m not in models]
     if missing:
         raise InputError(f"{model_path}: no model for {', '.join(missing)}; rerun dvc repro train_scorer")

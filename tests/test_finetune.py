@@ -2,10 +2,8 @@
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
-import torch
 
 from synthempathy.export import chat_messages
 from synthempathy.finetune import IGNORE_INDEX, batch_schedule, collate, encode_example, load_base, planned_steps, prompt_text, save_adapter, select_device, train_lora

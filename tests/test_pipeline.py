@@ -23,11 +23,12 @@ TINY = {
     "model": {"n_threads": 1, "n_ctx": 1024},
     "scenarios": {"n_per_category": 1},
     "brainstorm": {"n_stories": 2, "max_tokens": 48},
-    "rewrite": {"max_tokens": 48},
-    "respond": {"max_tokens": 48},
+    "rewrite": {"max_tokens": 160},  # untruncated explanations and responses survive the filter
+    "respond": {"max_tokens": 160},
+    "align": {"min_scenario_similarity": -1.0, "min_story_similarity": -1.0, "min_response_similarity": -1.0},  # keep pairs flowing
     "filter": {"min_explanation_words": 3, "min_response_words": 3},
     "train_scorer": {"heldout_posts": 20, "max_posts": 200, "cv_folds": 2},
-    "finetune": {"max_steps": 2, "max_length": 64, "batch_size": 2},
+    "finetune": {"max_steps": 2, "batch_size": 2},
     "evaluate": {"limit": 4, "max_new_tokens": 16, "bootstrap_samples": 200},
     "report": {"diversity_sample": 20},
 }
