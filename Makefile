@@ -6,8 +6,9 @@ LLAMA_CPP_VERSION := 0.3.36
 SMOLLM2_VERSION := 0.1.2
 
 # llama-cpp-python ships only as source. Its default -march=native build segfaults on CPUs with
-# AMX (ggml's AMX matmul), so CPU builds name the instruction sets; with nvcc on PATH, build CUDA.
-ifeq ($(shell command -v nvcc 2>/dev/null),)
+# AMX (ggml's AMX matmul), so CPU builds name the instruction sets. CUDA only where nvcc AND a GPU
+# are present: machines without a GPU can still ship nvcc, and a CUDA build there is slow and useless.
+ifeq ($(and $(shell command -v nvcc 2>/dev/null),$(shell nvidia-smi -L 2>/dev/null | grep -m1 GPU)),)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
