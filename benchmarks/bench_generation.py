@@ -17,18 +17,17 @@ at "length" is reported), so every run decodes about the same number of tokens.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import llama_cpp
 
-from benchmarks.common import busy, header, write_result
+from benchmarks.common import busy, header, llm_arguments, table, write_result
 from synthempathy.generation import build_requests, expand_scenarios
 from synthempathy.llm.batched import completion_arguments, open_batch_context
 from synthempathy.llm.cache import LLMCache
@@ -201,7 +200,8 @@ def best(rates: Sequence[Rate]) -> Rate:
     return Rate(fastest.tokens, fastest.seconds, thriftiest.cpu_seconds * fastest.tokens / thriftiest.tokens, fastest.at_length)
 
 
-def measure(params: Params, config: Config, rounds: int) -> dict:
+def measure(params: Params, config: Config, rounds: int) -> Iterator[dict[str, Rate]]:
+    """After each round, the best rate so far of every run (a killed run keeps finished rounds)."""
     path = resolve_model_path(params.model.path)
     llm = load_llama(path, params.model)
     requests = benchmark_requests(params, max(config.n_single, config.n_batched), config.max_tokens)
@@ -218,7 +218,7 @@ def measure(params: Params, config: Config, rounds: int) -> dict:
                 waves = pipeline_waves(prompts, [r.id for r in batched_requests], b)
                 runs.setdefault(f"ceiling {b}", []).append(ceiling(llm, params.model.n_ctx, b, waves, config.max_tokens))
                 runs.setdefault(f"decode {b}", []).append(ceiling(llm, params.model.n_ctx, b, None, config.max_tokens))
-    return {name: best(rates) for name, rates in runs.items()}
+            yield {name: best(rates) for name, rates in runs.items()}
 
 
 def _ratio(a: Rate, b: Rate) -> str:
@@ -252,7 +252,6 @@ def markdown(rows: list[tuple[str, ...]], config: Config, params: Params, rounds
         "| batch | bare single stream | pipeline | pipeline / single stream | ceiling: bare llama_decode, same work "
         "| pipeline / ceiling | pure decode, short prompt | ended at length |"
     )
-    table = "\n".join([head, "|" + " --- |" * 8, *("| " + " | ".join(row) + " |" for row in rows)])
     return (
         header("generation benchmark", busy_before)
         + f"- model: embedded SmolLM2-135M-Instruct Q4_1, n_threads={params.model.n_threads}, n_ctx={params.model.n_ctx}, "
@@ -260,7 +259,7 @@ def markdown(rows: list[tuple[str, ...]], config: Config, params: Params, rounds
         f"- requests: {config.n_single} at batch 1, {config.n_batched} at each larger batch size\n\n"
         "Rates are completion tokens per second of wall clock, and in brackets per CPU-second of this "
         "process (all its threads), which other jobs on a shared machine disturb far less; ratios likewise.\n\n"
-        f"{table}\n\n"
+        f"{table(head, rows)}\n\n"
         "Prompt processing is inside every timing except the pure decode's; model loading is outside. The "
         "pipeline is `open_generator(...).generate` with an empty cache (backend, SQLite, tqdm). The ceiling "
         "does the pipeline's token work in the pipeline's batches (its shards, B requests at a time; each "
@@ -271,28 +270,26 @@ def markdown(rows: list[tuple[str, ...]], config: Config, params: Params, rounds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds; no results file")
     # One thread by default: llama.cpp's spinning workers collapse when other jobs share the cores.
-    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1; 2 on a quiet 2-core box)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is kept")
-    args = parser.parse_args()
+    args = llm_arguments(__doc__, "llama.cpp threads (default 1; 2 on a quiet 2-core box)")
     config, rounds = (SMOKE, 1) if args.smoke else (FULL, args.rounds)
     params = load_params()
     params = params.model_copy(update={"model": params.model.model_copy(update={"n_threads": args.threads})})
     busy_before = busy()
-    rates = measure(params, config, rounds)
-    rows = report(rates, config)
-    if args.smoke:
-        return
-    write_result("generation.md", markdown(rows, config, params, rounds, busy_before))
-    summary = {
-        "n_threads": params.model.n_threads,
-        "max_tokens": config.max_tokens,
-        "tokens_per_second": {name: round(rate.per_s, 2) for name, rate in rates.items()},
-        "tokens_per_cpu_second": {name: round(rate.per_cpu_s, 2) for name, rate in rates.items()},
-    }
-    write_result("generation.json", json.dumps(summary, indent=2) + "\n")
+    for done, rates in enumerate(measure(params, config, rounds), start=1):
+        print(f"after round {done} of {rounds}:")
+        rows = report(rates, config)
+        if args.smoke:
+            continue
+        write_result("generation.md", markdown(rows, config, params, done, busy_before))
+        summary = {
+            "n_threads": params.model.n_threads,
+            "max_tokens": config.max_tokens,
+            "rounds": done,
+            "tokens_per_second": {name: round(rate.per_s, 2) for name, rate in rates.items()},
+            "tokens_per_cpu_second": {name: round(rate.per_cpu_s, 2) for name, rate in rates.items()},
+        }
+        write_result("generation.json", json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

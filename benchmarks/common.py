@@ -1,13 +1,16 @@
-"""What every benchmark report states: the machine, what else was running, and the command."""
+"""What every benchmark report states: the machine, what else was running, and the command; and
+the options and tables the benchmarks share."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -49,6 +52,21 @@ def header(title: str, busy_before: str) -> str:
         f"- running at the start: {busy_before}\n"
         f"- running at the end: {busy()}\n"
     )
+
+
+def llm_arguments(doc: str, threads_help: str) -> argparse.Namespace:
+    """The options of a generation benchmark: --smoke, --threads, --rounds."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds; no results file")
+    parser.add_argument("--threads", type=int, default=1, help=threads_help)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is kept")
+    return parser.parse_args()
+
+
+def table(head: str, rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table: ``head`` is its header line (``| a | b |``), then one line per row."""
+    n = head.count("|") - 1
+    return "\n".join([head, "|" + " --- |" * n, *("| " + " | ".join(row) + " |" for row in rows)])
 
 
 def write_result(name: str, text: str) -> Path:
