@@ -14,7 +14,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup repro test test-slow bench sampling-search clean-venv
+.PHONY: setup setup-ray repro test test-slow bench sampling-search clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -34,18 +34,25 @@ $(VENV)/.llama-installed: $(VENV)/.venv-created
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --no-cache-dir --no-deps llama-cpp-python==$(LLAMA_CPP_VERSION)
 	touch $@
 
+# Optional Ray engine (generation.engine: ray). `make repro` does not need it; the tests do.
+setup-ray: setup $(VENV)/.ray-installed
+
+$(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.deps-installed
+	$(BIN)/pip install --quiet -r requirements-ray.txt -c requirements.txt
+	touch $@
+
 # Stage commands call `python`: put the venv first on PATH.
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup
+test: setup setup-ray
 	$(BIN)/python -m pytest -q
 
 # Also the slow tests: the sampling grid queued as real DVC experiments.
-test-slow: setup
+test-slow: setup setup-ray
 	SYNTHEMPATHY_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
-bench: setup
+bench: setup setup-ray
 	$(BIN)/python -m benchmarks.run
 
 # Brainstorm temperature x top_p grid as DVC experiments (README: "Choosing brainstorm sampling");

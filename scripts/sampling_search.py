@@ -1,6 +1,6 @@
 """Grid search of brainstorm temperature x top_p as DVC experiments (`make sampling-search`).
 
-    python scripts/sampling_search.py [--apply] [--extra -S key=value ...]
+    python scripts/sampling_search.py [--apply] [--no-run] [--extra -S key=value ...]
 
 Queues one experiment per (temperature, top_p) of params.yaml:sampling_search, each run up to
 the `report` stage (the stage that scores story diversity and coherence), runs the queue one
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # run as a file: import the package from this che
 
 from synthempathy.params import load_params  # noqa: E402
 from synthempathy.paths import cache_root  # noqa: E402
-from synthempathy.sampling_search import experiment_name, markdown_table, parse_exp_show, rank  # noqa: E402
+from synthempathy.sampling_search import coherence_bar, experiment_name, markdown_table, parse_exp_show, rank  # noqa: E402
 
 TARGET = "report"  # the scores are the report's; finetune/evaluate would only cost time
 TABLE = Path("metrics/sampling_search.md")
@@ -66,6 +66,10 @@ def apply(name: str, setting: tuple[float, float], extra: list[str], env: dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--apply", action="store_true", help="dvc exp apply the pick")
+    parser.add_argument("--no-run", action="store_true", help="rank the grid's existing experiments again (e.g. after changing the rule); queue and run nothing")
+    # Several experiments at once, each with model.n_threads=1 (pass it in --extra), use the cores
+    # without llama.cpp's spinning threads stalling each other; they share the LLM cache (SQLite).
+    parser.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc exp run --jobs)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="passed to every dvc exp run, e.g. --extra -S model.n_threads=1")
     args = parser.parse_args()
     os.chdir(ROOT)
@@ -76,11 +80,15 @@ def main() -> int:
         for top_p in search.top_ps:
             names.append(experiment_name(temperature, top_p))
             settings = ["-S", f"brainstorm.temperature={temperature}", "-S", f"brainstorm.top_p={top_p}"]
-            dvc(["exp", "run", "--queue", "--force", "--name", names[-1], *settings, *args.extra, TARGET], env)
-    # A failed experiment is reported in the table, so the queue's exit status is not fatal.
-    dvc(["exp", "run", "--run-all", "--jobs", "1"], env, check=False)
-    ranked = rank(parse_exp_show(json.loads(dvc(["exp", "show", "--json"], env)), names), search.objective, search.min_coherence)
-    table = markdown_table(ranked, search.objective, search.min_coherence)
+            if not args.no_run:
+                dvc(["exp", "run", "--queue", "--force", "--name", names[-1], *settings, *args.extra, TARGET], env)
+    if not args.no_run:
+        # A failed experiment is reported in the table, so the queue's exit status is not fatal.
+        dvc(["exp", "run", "--run-all", "--jobs", str(args.jobs)], env, check=False)
+    trials = parse_exp_show(json.loads(dvc(["exp", "show", "--json"], env)), names)
+    bar = coherence_bar(trials, search.min_coherence, search.max_coherence_drop)
+    ranked = rank(trials, search.objective, bar)
+    table = markdown_table(ranked, search.objective, bar)
     TABLE.parent.mkdir(parents=True, exist_ok=True)
     TABLE.write_text(table, encoding="utf-8")
     print(table)

@@ -98,12 +98,16 @@ def generation_metrics(records_in: int, kept: Sequence[dict], rejected: Sequence
 
 def run_generation(stage: str, records: Sequence[dict], field: str, sampling: SamplingParams, params: Params) -> tuple[list[dict], list[dict], dict]:
     """Generate ``field`` for every record through the cached generator; return kept, rejected,
-    deterministic metrics. Throughput (not reproducible) goes to ``logs/<stage>.json`` only."""
+    deterministic metrics. Throughput, engine and workers (not reproducible, and not deciding the
+    outputs) go to ``logs/<stage>.json`` only."""
     from synthempathy.llm.runtime import open_generator  # imports llama.cpp lazily
 
     requests = build_requests(records, load_prompt(stage), sampling, params.seed, stage)
     generator = open_generator(params)
-    completions = generator.generate(requests, desc=stage)
+    try:
+        completions = generator.generate(requests, desc=stage)
+    finally:
+        generator.close()
     kept, rejected = attach_completions(records, completions, field, stage)
     stats = generator.stats
     write_json_atomic(

@@ -38,7 +38,16 @@ class EmbeddingParams(Section):
 
 
 class GenerationParams(Section):
+    """How completions are computed. Only batch_size changes them (it is in the LLM cache key);
+    engine, workers, ray_address and max_retries decide where they are computed, never what."""
+
     batch_size: int = Field(ge=1)
+    engine: Literal["local", "ray"] = "local"  # ray: generation.workers llama.cpp actors on a Ray cluster
+    workers: int = Field(default=2, ge=1)  # Ray actors, each loading the GGUF once (engine: ray)
+    # local: start Ray on this machine; auto: the running cluster (RAY_ADDRESS or a local head);
+    # ray://host:port: a remote cluster through Ray Client; host:port: a head node's GCS
+    ray_address: str = Field(default="local", pattern=r"^(local|auto|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
+    max_retries: int = Field(default=2, ge=0)  # resends of a unit whose worker died before the stage fails
 
 
 class SamplingParams(Section):
@@ -142,6 +151,7 @@ class SamplingSearchParams(Section):
     temperatures: tuple[Annotated[float, Field(gt=0, le=2)], ...] = Field(min_length=1)
     top_ps: tuple[Annotated[float, Field(gt=0, le=1)], ...] = Field(min_length=1)
     min_coherence: float = Field(ge=0, le=1)  # settings below it cannot be picked
+    max_coherence_drop: float = Field(ge=0, le=1)  # nor those this far below the grid's most coherent
     objective: Objective
 
 

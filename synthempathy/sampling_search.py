@@ -2,7 +2,8 @@
 
 scripts/sampling_search.py runs one DVC experiment per (temperature, top_p); this module turns
 ``dvc exp show --json`` into trials and applies the rule: the highest ``objective`` among trials
-with coherence >= ``min_coherence``; if none qualifies, the most coherent one.
+that keep their coherence (at least the bar of ``coherence_bar``); if none qualifies, the most
+coherent one.
 """
 
 from __future__ import annotations
@@ -59,11 +60,19 @@ def parse_exp_show(doc: Sequence[dict], names: Sequence[str]) -> list[Trial]:
     return trials
 
 
-def qualifies(trial: Trial, min_coherence: float) -> bool:
-    return trial.scores is not None and trial.score("coherence") >= min_coherence
+def coherence_bar(trials: Sequence[Trial], min_coherence: float, max_coherence_drop: float) -> float:
+    """The coherence a setting must keep to be picked: within ``max_coherence_drop`` of the grid's
+    most coherent setting, and never below ``min_coherence``. Relative, because absolute coherence
+    is the model's: a 135M model and Mistral-7B stay on topic at very different rates."""
+    scored = [t.score("coherence") for t in trials if t.scores is not None]
+    return max(min_coherence, max(scored) - max_coherence_drop) if scored else min_coherence
 
 
-def rank(trials: Sequence[Trial], objective: str, min_coherence: float) -> list[Trial]:
+def qualifies(trial: Trial, bar: float) -> bool:
+    return trial.scores is not None and trial.score("coherence") >= bar
+
+
+def rank(trials: Sequence[Trial], objective: str, bar: float) -> list[Trial]:
     """Best first: qualifying trials by ``objective``, then the rest by coherence, then failures.
     Ties go to the cooler setting (lower temperature, then lower top_p), the safer choice, so the
     order never depends on the order the experiments ran in."""
@@ -71,36 +80,37 @@ def rank(trials: Sequence[Trial], objective: str, min_coherence: float) -> list[
     def key(t: Trial) -> tuple:
         if t.scores is None:
             return (2, t.name)  # failed: params may be missing
-        if qualifies(t, min_coherence):
+        if qualifies(t, bar):
             return (0, -t.score(objective), -t.score("coherence"), t.temperature, t.top_p, t.name)
         return (1, -t.score("coherence"), -t.score(objective), t.temperature, t.top_p, t.name)
 
     return sorted(trials, key=key)
 
 
-def verdict(ranked: Sequence[Trial], objective: str, min_coherence: float) -> str:
+def verdict(ranked: Sequence[Trial], objective: str, bar: float) -> str:
     """One line naming the pick of a ranked list and why it was picked."""
     if not ranked or ranked[0].scores is None:
         return "No pick: every experiment failed (see `dvc queue logs <name>`)."
     best = ranked[0]
     setting = f"brainstorm.temperature={best.temperature:g} brainstorm.top_p={best.top_p:g} ({best.name})"
-    if qualifies(best, min_coherence):
-        return f"Pick: {setting}: highest {objective} ({best.score(objective):.4f}) with coherence {best.score('coherence'):.4f} >= {min_coherence:g}."
-    return f"No setting reaches coherence >= {min_coherence:g}; the most coherent is {setting}, coherence {best.score('coherence'):.4f}."
+    if qualifies(best, bar):
+        return f"Pick: {setting}: highest {objective} ({best.score(objective):.4f}) with coherence {best.score('coherence'):.4f} >= bar {bar:.4f}."
+    return f"No setting reaches coherence >= {bar:.4f}; the most coherent is {setting}, coherence {best.score('coherence'):.4f}."
 
 
-def markdown_table(ranked: Sequence[Trial], objective: str, min_coherence: float) -> str:
+def markdown_table(ranked: Sequence[Trial], objective: str, bar: float) -> str:
     """The ranked trials as a Markdown table (the pick is the first row), then the verdict."""
     shown = COLUMNS if objective in COLUMNS else (objective, *COLUMNS)
     columns = ("temperature", "top_p", *shown, "qualifies", "experiment")
     lines = [
-        f"Brainstorm sampling grid search: objective `{objective}`, min_coherence {min_coherence:g}, best first.",
+        f"Brainstorm sampling grid search: objective `{objective}`, coherence bar {bar:.4f} "
+        "(the larger of `min_coherence` and the best coherence minus `max_coherence_drop`), best first.",
         "",
         "| rank | " + " | ".join(columns) + " |",
         "|" + "---|" * (len(columns) + 1),
     ]
     for i, t in enumerate(ranked, start=1):
         scores = [f"{t.score(c):.4f}" if t.scores else "failed" for c in shown]
-        cells = [str(i), f"{t.temperature:g}", f"{t.top_p:g}", *scores, "yes" if qualifies(t, min_coherence) else "no", t.name]
+        cells = [str(i), f"{t.temperature:g}", f"{t.top_p:g}", *scores, "yes" if qualifies(t, bar) else "no", t.name]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*lines, "", verdict(ranked, objective, min_coherence), ""])
+    return "\n".join([*lines, "", verdict(ranked, objective, bar), ""])

@@ -34,6 +34,9 @@ def test_shipped_params_are_valid():
         ({"dedup__dup_length_threshold": 0}, "dedup.dup_length_threshold"),
         ({"scenarios__n_per_category": 0}, "scenarios.n_per_category"),
         ({"brainstorm__n_storys": 3}, "brainstorm.n_storys"),
+        ({"generation__engine": "spark"}, "generation.engine"),
+        ({"generation__workers": 0}, "generation.workers"),
+        ({"generation__ray_address": "head"}, "generation.ray_address"),
     ],
 )
 def test_bad_values_name_the_param(tmp_path, override, fragment):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from synthempathy.params import load_params
-from synthempathy.sampling_search import COLUMNS, Trial, experiment_name, markdown_table, parse_exp_show, rank, verdict
+from synthempathy.sampling_search import COLUMNS, Trial, coherence_bar, experiment_name, markdown_table, parse_exp_show, rank, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures/exp_show_sampling_search.json"
@@ -35,19 +35,29 @@ def test_pick_is_the_most_diverse_coherent_enough_setting():
         trial("cool", 0.7, 0.9, diversity=0.4, coherence=0.90),
         Trial("broken", 0.9, 0.9, None),
     ]
-    ranked = rank(trials, "diversity", min_coherence=0.6)
+    ranked = rank(trials, "diversity", bar=0.6)
     assert [t.name for t in ranked] == ["warm", "cool", "hot", "broken"]
     assert verdict(ranked, "diversity", 0.6).startswith("Pick: brainstorm.temperature=1 brainstorm.top_p=0.95")
-    assert rank(trials, "diversity", min_coherence=0.0)[0].name == "hot"
-    assert rank(trials, "distinct_2", min_coherence=0.6)[0].name == "cool"  # tie on distinct_2: more coherent
+    assert rank(trials, "diversity", bar=0.0)[0].name == "hot"
+    assert rank(trials, "distinct_2", bar=0.6)[0].name == "cool"  # tie on distinct_2: more coherent
 
 
 def test_without_a_qualifying_setting_the_most_coherent_is_picked_and_said_so():
     trials = [trial("a", 0.7, 0.9, 0.2, 0.5), trial("b", 1.1, 1.0, 0.8, 0.3)]
-    ranked = rank(trials, "diversity", min_coherence=0.6)
+    ranked = rank(trials, "diversity", bar=0.6)
     assert ranked[0].name == "a"
-    assert verdict(ranked, "diversity", 0.6).startswith("No setting reaches coherence >= 0.6; the most coherent is brainstorm.temperature=0.7")
+    assert verdict(ranked, "diversity", 0.6).startswith("No setting reaches coherence >= 0.6000; the most coherent is brainstorm.temperature=0.7")
     assert verdict(rank([Trial("x", 0.7, 0.9, None)], "diversity", 0.6), "diversity", 0.6).startswith("No pick")
+
+
+def test_coherence_bar_follows_the_grid_s_most_coherent_setting_above_the_floor():
+    trials = [trial("a", 0.7, 0.9, 0.2, 0.50), trial("b", 1.1, 1.0, 0.8, 0.47), trial("c", 1.3, 1.0, 0.9, 0.40), Trial("x", 0.9, 0.9, None)]
+    assert coherence_bar(trials, min_coherence=0.3, max_coherence_drop=0.05) == pytest.approx(0.45)
+    assert coherence_bar(trials, min_coherence=0.48, max_coherence_drop=0.05) == 0.48  # the floor wins
+    assert coherence_bar([Trial("x", 0.9, 0.9, None)], min_coherence=0.3, max_coherence_drop=0.05) == 0.3
+    # "diversity at kept coherence": b gives up 0.03 of coherence for +0.6 diversity, c gives up too much.
+    assert rank(trials, "diversity", coherence_bar(trials, 0.3, 0.05))[0].name == "b"
+    assert rank(trials, "diversity", coherence_bar(trials, 0.3, 0.0))[0].name == "a"
 
 
 def test_ties_break_towards_the_cooler_setting_whatever_the_input_order():
@@ -85,7 +95,7 @@ def test_shipped_grid_is_valid_and_not_a_stage_param():
 # Written into the copy's params.yaml. train_scorer does not depend on brainstorm: it runs once,
 # before the search, and every experiment checks its outputs out of the DVC cache.
 TINY_PARAMS = {
-    "sampling_search": {"temperatures": [0.7, 1.2], "top_ps": [0.9, 1.0], "min_coherence": 0.3, "objective": "diversity"},
+    "sampling_search": {"temperatures": [0.7, 1.2], "top_ps": [0.9, 1.0], "min_coherence": 0.3, "max_coherence_drop": 0.05, "objective": "diversity"},
     "train_scorer": {"max_posts": 200, "cv_folds": 2, "heldout_posts": 20},
 }
 # Passed to each experiment. Tiny: 9 scenarios x 2 stories, 4-token explanations and responses
@@ -148,8 +158,9 @@ def test_slow_grid_search_runs_four_experiments_ranks_and_applies(tmp_path):
     trials = parse_exp_show(json.loads(shown.stdout), FIXTURE_NAMES)
     assert all(t.scores and 0 < t.scores["stories"] <= 18 for t in trials)  # 9 scenarios x 2, minus empty ones
     assert {(t.temperature, t.top_p) for t in trials} == {(0.7, 0.9), (0.7, 1.0), (1.2, 0.9), (1.2, 1.0)}
-    ranked = rank(trials, "diversity", 0.3)
-    assert table == markdown_table(ranked, "diversity", 0.3)
+    bar = coherence_bar(trials, 0.3, 0.05)
+    ranked = rank(trials, "diversity", bar)
+    assert table == markdown_table(ranked, "diversity", bar)
     applied = yaml.safe_load((repo / "params.yaml").read_text())["brainstorm"]  # --apply
     assert (applied["temperature"], applied["top_p"]) == (ranked[0].temperature, ranked[0].top_p) and applied["max_tokens"] == 12
     assert f"Applied {ranked[0].name}." in result.stdout

@@ -2,20 +2,23 @@
 and each completion is cached the moment it finishes.
 
 With a shard plan (batched backends, see shards.py), misses go to the backend in whole shards,
-one ``generate`` call per shard, and completions are cached under their shard's digest."""
+one ``generate`` call per shard, and completions are cached under their shard's digest.
+
+Where the units run is the engine's business: in this process (:class:`LocalEngine`), or on
+Ray actors (ray_engine.py). Either way this process alone reads and writes the cache."""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
 from synthempathy.llm.cache import LLMCache, cache_key
 from synthempathy.llm.shards import ShardPlan, shard_digest
-from synthempathy.llm.types import Backend, Completion, Request
+from synthempathy.llm.types import Backend, Completion, Engine, Request
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +30,47 @@ class GenerationStats:
     generated: int = 0
     recomputed: int = 0  # cached completions decoded again because their shard had a miss
     completion_tokens: int = 0  # of every decoded completion (generated and recomputed)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall clock of the decoding, all workers together
     finish_reasons: dict = field(default_factory=dict)
+    engine: str = "local"
+    workers: int = 1
+    per_worker: dict = field(default_factory=dict)  # decoded completions per worker
+    workers_replaced: int = 0  # workers lost mid-run (their units were sent again)
 
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+class LocalEngine:
+    """Units decoded one after another by a backend in this process, loaded at the first unit."""
+
+    name = "local"
+    workers = 1
+    replaced = 0
+
+    def __init__(self, backend_factory: Callable[[], Backend], lone: bool) -> None:
+        self._backend_factory = backend_factory
+        self._backend: Backend | None = None
+        self._lone = lone  # units are single requests decoded alone: one backend call serves them all
+
+    def start(self) -> None:
+        if self._backend is None:
+            self._backend = self._backend_factory()
+
+    def run(self, units: Sequence[Sequence[Request]]) -> Iterator[tuple[str, Completion]]:
+        self.start()
+        calls = [[r for unit in units for r in unit]] if self._lone else units
+        for call in calls:
+            for completion in self._backend.generate(call):
+                yield self.name, completion
+
+    def close(self) -> None:
+        self._backend = None
+
+
 class CachedGenerator:
-    """``generate(requests) -> completions`` in request order, via the cache and a backend."""
+    """``generate(requests) -> completions`` in request order, via the cache and an engine
+    (by default a :class:`LocalEngine` on ``backend_factory``)."""
 
     def __init__(
         self,
@@ -43,13 +78,14 @@ class CachedGenerator:
         cache: LLMCache,
         model_fingerprint: dict,
         shard_plan: ShardPlan | None = None,  # None: the backend decodes each request alone
+        engine: Engine | None = None,
     ) -> None:
-        self._backend_factory = backend_factory  # loaded only if something is not cached
-        self._backend: Backend | None = None
+        # The backend is loaded only if something is not cached.
+        self._engine = engine if engine is not None else LocalEngine(backend_factory, lone=shard_plan is None)
         self._cache = cache
         self._fingerprint = model_fingerprint
         self._shard_plan = shard_plan
-        self.stats = GenerationStats()
+        self.stats = GenerationStats(engine=self._engine.name, workers=self._engine.workers)
 
     def _keys_and_shards(self, requests: Sequence[Request]) -> tuple[dict[str, str], list[list[Request]]]:
         """Cache key per request id, and the groups the backend must decode together."""
@@ -74,33 +110,38 @@ class CachedGenerator:
         n_misses = len(requests) - len(done)
         # A shard holding a miss is decoded whole: its cached members are decoded again (and must
         # come out the same) so that the misses meet the batch-mates of an uninterrupted run.
-        calls = [shard for shard in shards if any(r.id not in done for r in shard)]
-        if self._shard_plan is None:  # lone requests need no separate calls
-            calls = [[r for call in calls for r in call]] if calls else []
-        n_decode = sum(len(call) for call in calls)
+        units = [shard for shard in shards if any(r.id not in done for r in shard)]
+        n_decode = sum(len(unit) for unit in units)
         self.stats.requests += len(requests)
         self.stats.cached += len(done)
         log.info("%s: %d requests, %d cached, %d to generate, %d to decode again", desc, len(requests), len(done), n_misses, n_decode - n_misses)
-        if calls:
-            if self._backend is None:
-                self._backend = self._backend_factory()
+        if units:
+            self._engine.start()  # model loading (and Ray's start) stays out of the timing
             start = time.perf_counter()
             tokens = 0
+            per_worker = self.stats.per_worker
             with tqdm(total=n_decode, desc=desc, unit="item", dynamic_ncols=True) as bar:
-                for call in calls:
-                    for completion in self._backend.generate(call):
-                        self._keep(keys[completion.id], completion, done)
-                        tokens += completion.completion_tokens
-                        bar.update(1)
-                        bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.1f}")
+                for worker, completion in self._engine.run(units):
+                    self._keep(keys[completion.id], completion, done)
+                    tokens += completion.completion_tokens
+                    per_worker[worker] = per_worker.get(worker, 0) + 1
+                    bar.update(1)
+                    bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.1f}")
             self.stats.seconds += time.perf_counter() - start
             self.stats.generated += n_misses
             self.stats.recomputed += n_decode - n_misses
             self.stats.completion_tokens += tokens
+            self.stats.workers_replaced = self._engine.replaced
+            if self._engine.workers > 1:
+                log.info("%s: completions per worker %s, %d worker(s) replaced", desc, per_worker, self._engine.replaced)
         for completion in done.values():
             reasons = self.stats.finish_reasons
             reasons[completion.finish_reason] = reasons.get(completion.finish_reason, 0) + 1
         return [done[r.id] for r in requests]
+
+    def close(self) -> None:
+        """Release the engine (Ray actors, and Ray itself if the engine started it)."""
+        self._engine.close()
 
     def _keep(self, key: str, completion: Completion, done: dict[str, Completion]) -> None:
         """Cache a new completion; a recomputed one must equal its cached copy, which is kept."""

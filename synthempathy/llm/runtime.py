@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from synthempathy.llm.cache import LLMCache
@@ -15,7 +16,8 @@ from synthempathy.params import Params
 
 def model_fingerprint(params: Params, model_sha256: str) -> dict:
     """What decides a completion besides the request: the weights, the chat template, and the
-    runtime choices that change numerics (GPU kernels, batch composition)."""
+    runtime choices that change numerics (GPU kernels, batch composition). Not the engine: the
+    local and the Ray engine decode the same units the same way, and share one cache."""
     return {
         "sha256": model_sha256,
         "chat_format": params.model.chat_format,
@@ -35,8 +37,15 @@ def open_backend(params: Params, path: Path) -> Backend:
 
 
 def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGenerator:
-    path = resolve_model_path(params.model.path)
+    """The cached generator for ``params``: local backend or Ray workers (``generation.engine``)."""
+    path = resolve_model_path(params.model.path).resolve()  # absolute: Ray workers may run elsewhere
     fingerprint = model_fingerprint(params, file_sha256(path))
     batch_size = params.generation.batch_size
     plan = ShardPlan.for_batch(batch_size) if batch_size > 1 else None
-    return CachedGenerator(lambda: open_backend(params, path), cache or LLMCache(), fingerprint, plan)
+    factory = functools.partial(open_backend, params, path)  # picklable, for Ray workers
+    engine = None
+    if params.generation.engine == "ray":
+        from synthempathy.llm.ray_engine import RayEngine  # which imports ray only when it starts
+
+        engine = RayEngine(factory, params.generation, params.model)
+    return CachedGenerator(factory, cache or LLMCache(), fingerprint, plan, engine)

@@ -40,3 +40,20 @@ class Backend(Protocol):
     """
 
     def generate(self, requests: Sequence[Request]) -> Iterator[Completion]: ...
+
+
+class Engine(Protocol):
+    """Runs units (each one backend ``generate`` call: a shard, or a lone request) somewhere
+    and yields ``(worker, completion)`` as completions finish, in any order. The cached
+    generator around it computes the units, keeps the cache and the stats."""
+
+    name: str  # "local" or "ray"
+    workers: int
+    replaced: int  # workers lost and replaced so far
+
+    def start(self) -> None:
+        """Load the model (start the workers); called before the first unit, may be called again."""
+
+    def run(self, units: Sequence[Sequence[Request]]) -> Iterator[tuple[str, Completion]]: ...
+
+    def close(self) -> None: ...
