@@ -85,8 +85,8 @@ prompt processing included) at the batch size used.
 {chr(10).join(time_rows)}
 
 The CPU rows are for the embedded 135M model, the only one measured here, on bench_generation's brainstorm
-prompts (about 1.5 prompt tokens per generated token; the pipeline's three steps average about 1, so r is
-a slight underestimate). A 7B model does ~50x more arithmetic per token: on CPU it would be far slower, and
+prompts capped at 48 new tokens (about 4 prompt tokens per generated token; the pipeline's three steps
+average about 1.4, so r underestimates them: the default corpus's brainstorm ran at 64 tok/s at batch 8, logs/brainstorm.json). A 7B model does ~50x more arithmetic per token: on CPU it would be far slower, and
 on a GPU r_B must be measured (`model.n_gpu_layers: -1`, `generation.batch_size: B`, then
 `python -m benchmarks.bench_generation`).
 """

@@ -44,10 +44,13 @@ def dvc_env() -> dict[str, str]:
     }
 
 
-def dvc(args: list[str], env: dict[str, str], check: bool = True) -> str:
-    print("$ dvc " + " ".join(args), flush=True)
-    stdout = subprocess.PIPE if args[:2] == ["exp", "show"] else None  # only exp show is parsed
-    return subprocess.run(["dvc", *args], env=env, check=check, text=True, stdout=stdout).stdout
+def dvc(args: list[str], env: dict[str, str], check: bool = True, quiet: bool = False) -> str:
+    """Run dvc; ``quiet`` hides its output (and the command) for housekeeping that may fail."""
+    if not quiet:
+        print("$ dvc " + " ".join(args), flush=True)
+    stdout = subprocess.PIPE if quiet or args[:2] == ["exp", "show"] else None  # only exp show is parsed
+    stderr = subprocess.DEVNULL if quiet else None
+    return subprocess.run(["dvc", *args], env=env, check=check, text=True, stdout=stdout, stderr=stderr).stdout
 
 
 def apply(name: str, setting: tuple[float, float], extra: list[str], env: dict[str, str]) -> None:
@@ -81,7 +84,10 @@ def main() -> int:
             names.append(experiment_name(temperature, top_p))
             settings = ["-S", f"brainstorm.temperature={temperature}", "-S", f"brainstorm.top_p={top_p}"]
             if not args.no_run:
-                dvc(["exp", "run", "--queue", "--force", "--name", names[-1], *settings, *args.extra, TARGET], env)
+                # A rerun replaces the grid point's experiment. Not with `exp run --force`: that is
+                # `repro --force`, which would rerun train_scorer and every other stage in each one.
+                dvc(["exp", "remove", names[-1]], env, check=False, quiet=True)
+                dvc(["exp", "run", "--queue", "--name", names[-1], *settings, *args.extra, TARGET], env)
     if not args.no_run:
         # A failed experiment is reported in the table, so the queue's exit status is not fatal.
         dvc(["exp", "run", "--run-all", "--jobs", str(args.jobs)], env, check=False)
@@ -97,6 +103,7 @@ def main() -> int:
         return 1
     if args.apply:
         apply(best.name, (best.temperature, best.top_p), args.extra, env)
+        TABLE.write_text(table, encoding="utf-8")  # dvc exp apply restored the experiment's (older) copy
     return 0
 
 

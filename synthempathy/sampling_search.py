@@ -30,7 +30,7 @@ class Trial:
 
 
 def experiment_name(temperature: float, top_p: float) -> str:
-    """One name per grid point, so a rerun overwrites it (dvc exp run --force) instead of piling up."""
+    """One name per grid point, so a rerun replaces it (dvc exp remove, then run) instead of piling up."""
     return f"brainstorm-t{temperature:g}-p{top_p:g}"
 
 
