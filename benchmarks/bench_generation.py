@@ -36,7 +36,7 @@ from synthempathy.llm.models import resolve_model_path
 from synthempathy.llm.runtime import open_generator
 from synthempathy.llm.shards import ShardPlan
 from synthempathy.llm.types import Request
-from synthempathy.params import GenerationParams, Params, load_params
+from synthempathy.params import Params, load_params
 from synthempathy.prompts import load_prompt
 
 # Stressors in the style of SAD's sentences; fixed here so the benchmark needs no pipeline output.
@@ -124,7 +124,7 @@ def bare_single_stream(llm: llama_cpp.Llama, requests: Sequence[Request]) -> Rat
 def pipeline(params: Params, batch_size: int, requests: Sequence[Request], cache_dir: Path) -> Rate:
     """The stages' own path (open_generator: backend, SQLite cache, tqdm), empty cache; a first
     one-token request loads the model outside the timing."""
-    params = params.model_copy(update={"generation": GenerationParams(batch_size=batch_size)})
+    params = params.model_copy(update={"generation": params.generation.model_copy(update={"batch_size": batch_size, "engine": "local"})})
     generator = open_generator(params, LLMCache(cache_dir))
     generator.generate([warm_up(requests[0])], desc="load")
     clock = Clock()

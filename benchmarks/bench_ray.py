@@ -26,7 +26,7 @@ from benchmarks.common import busy, header, llm_arguments, table, write_result
 from synthempathy.llm.cache import LLMCache
 from synthempathy.llm.runtime import open_generator
 from synthempathy.llm.types import Request
-from synthempathy.params import GenerationParams, Params, load_params
+from synthempathy.params import Params, load_params
 
 OVERHEAD_GOAL = 0.90  # Ray with 1 worker / local engine, same threads
 
@@ -64,7 +64,7 @@ def setups(threads: int, wide: bool = True) -> list[Setup]:
 def run(params: Params, setup: Setup, batch_size: int, requests: Sequence[Request], cache_dir: Path) -> Rate:
     """open_generator(...).generate on an empty cache; workers load and decode a one-token request
     each before the timing."""
-    generation = GenerationParams(batch_size=batch_size, engine=setup.engine, workers=setup.workers)
+    generation = params.generation.model_copy(update={"batch_size": batch_size, "engine": setup.engine, "workers": setup.workers, "ray_address": "local"})
     model = params.model.model_copy(update={"n_threads": setup.threads})
     generator = open_generator(params.model_copy(update={"generation": generation, "model": model}), LLMCache(cache_dir))
     try:

@@ -42,12 +42,12 @@ class GenerationParams(Section):
     engine, workers, ray_address and max_retries decide where they are computed, never what."""
 
     batch_size: int = Field(ge=1)
-    engine: Literal["local", "ray"] = "local"  # ray: generation.workers llama.cpp actors on a Ray cluster
-    workers: int = Field(default=2, ge=1)  # Ray actors, each loading the GGUF once (engine: ray)
+    engine: Literal["local", "ray"]  # ray: generation.workers llama.cpp actors on a Ray cluster
+    workers: int = Field(ge=1)  # Ray actors, each loading the GGUF once (engine: ray)
     # local: start Ray on this machine; auto: the running cluster (RAY_ADDRESS or a local head);
     # ray://host:port: a remote cluster through Ray Client; host:port: a head node's GCS
-    ray_address: str = Field(default="local", pattern=r"^(local|auto|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
-    max_retries: int = Field(default=2, ge=0)  # resends of a unit whose worker died before the stage fails
+    ray_address: str = Field(pattern=r"^(local|auto|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
+    max_retries: int = Field(ge=0)  # resends of a unit whose worker died before the stage fails
 
 
 class SamplingParams(Section):

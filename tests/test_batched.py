@@ -11,7 +11,7 @@ from synthempathy.llm.models import resolve_model_path
 from synthempathy.llm.runtime import open_backend, open_generator
 from synthempathy.llm.shards import ShardPlan
 from synthempathy.llm.types import Request
-from synthempathy.params import GenerationParams, ModelParams, load_params
+from synthempathy.params import ModelParams, load_params
 
 TINY_MODEL = ModelParams(path="default", n_ctx=512, n_threads=1, n_gpu_layers=0, chat_format=None)
 TOPICS = ["rain", "exams", "rent", "a dog", "a new job", "the sea", "a fight", "sleep", "a car"]
@@ -130,10 +130,10 @@ def test_cache_keys_name_the_shard(tmp_path, reference):
 
 def test_batch_size_picks_the_backend_and_batch_one_is_the_single_stream(tmp_path, path):
     params = load_params().model_copy(update={"model": TINY_MODEL})
-    one = params.model_copy(update={"generation": GenerationParams(batch_size=1)})
+    one = params.model_copy(update={"generation": params.generation.model_copy(update={"batch_size": 1})})
     requests = make_requests(3)
     assert open_generator(one, LLMCache(tmp_path)).generate(requests) == list(LlamaBackend(path, TINY_MODEL).generate(requests))
-    four = params.model_copy(update={"generation": GenerationParams(batch_size=4)})
+    four = params.model_copy(update={"generation": params.generation.model_copy(update={"batch_size": 4})})
     assert isinstance(open_backend(four, path), BatchedLlamaBackend)
 
 

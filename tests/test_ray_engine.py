@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ModelParams(path="default", n_ctx=512, n_threads=1, n_gpu_layers=0, chat_format=None)
 SMALL_PLAN = ShardPlan(min_size=2, spread=2, max_size=3)  # several shards out of a few requests
 FINGERPRINT = {"sha256": "test", "chat_format": None, "gpu": False}
-RAY = GenerationParams(batch_size=1, engine="ray", workers=2, max_retries=1)
+RAY = GenerationParams(batch_size=1, engine="ray", workers=2, ray_address="local", max_retries=1)
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed (make setup-ray)")
 
@@ -162,11 +162,11 @@ def test_generator_sends_only_misses_to_the_engine_and_records_workers(tmp_path)
 def test_engine_params_are_validated_and_stay_out_of_the_cache_key():
     params = load_params()
     assert params.generation.engine == "local"  # the shipped default keeps the committed outputs
-    ray_params = params.model_copy(update={"generation": GenerationParams(batch_size=1, engine="ray", workers=8, ray_address="ray://head:10001", max_retries=5)})
+    ray_params = params.model_copy(update={"generation": params.generation.model_copy(update={"engine": "ray", "workers": 8, "ray_address": "ray://head:10001", "max_retries": 5})})
     assert model_fingerprint(params, "abc") == model_fingerprint(ray_params, "abc")
     for bad in ({"engine": "spark"}, {"workers": 0}, {"ray_address": "somewhere"}, {"max_retries": -1}):
         with pytest.raises(ValueError):
-            GenerationParams(batch_size=1, **bad)
+            GenerationParams(**{**RAY.model_dump(), **bad})  # only the bad field is wrong
 
 
 def test_local_engine_never_imports_ray():
@@ -232,7 +232,7 @@ class TestInProcessRay:
         return CachedGenerator(factory, cache or LLMCache(tmp), FINGERPRINT, plan, engine)
 
     def test_same_outputs_as_the_local_engine_at_batch_size_1(self, tmp_path):
-        local = load_params().model_copy(update={"model": TINY_MODEL})
+        local = load_params().model_copy(update={"model": TINY_MODEL, "generation": RAY.model_copy(update={"engine": "local"})})
         on_ray = local.model_copy(update={"generation": RAY})
         requests = make_requests()
         reference = open_generator(local, LLMCache(tmp_path / "local")).generate(requests)
@@ -306,7 +306,8 @@ def test_killed_driver_resumes_from_the_cache_with_identical_outputs(tmp_path):
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         params["model"].update(n_threads=1, n_ctx=512)
         params["brainstorm"].update(n_stories=n_stories, max_tokens=16)
-        params["generation"].update(engine=engine, workers=2, ray_address="local")
+        # batch 1: every request is its own unit, so a kill can fall between cached completions
+        params["generation"].update(batch_size=1, engine=engine, workers=2, ray_address="local")
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         return repo
 
