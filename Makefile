@@ -14,7 +14,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray repro test test-slow bench sampling-search clean-venv
+.PHONY: setup setup-ray serve repro test test-slow bench sampling-search clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -40,6 +40,11 @@ setup-ray: setup $(VENV)/.ray-installed
 $(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.deps-installed
 	$(BIN)/pip install --quiet -r requirements-ray.txt -c requirements.txt
 	touch $@
+
+# llama.cpp's OpenAI-compatible server for params.yaml's model on 127.0.0.1, in the foreground, for
+# generation.engine: openai (README: "Inference servers"); e.g. make serve SERVE_ARGS="--slots 4".
+serve: setup llama-tools
+	$(BIN)/python -m synthempathy.llm.serve $(SERVE_ARGS)
 
 # Stage commands call `python`: put the venv first on PATH.
 repro: setup

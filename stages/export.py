@@ -7,7 +7,7 @@ from pathlib import Path
 from synthempathy.errors import InputError, stage_main
 from synthempathy.export import dataset_card, sft_records, write_parquet_atomic
 from synthempathy.io import atomic_path, read_jsonl, write_jsonl_atomic
-from synthempathy.llm.models import resolve_model_path
+from synthempathy.llm.runtime import generation_model_name
 from synthempathy.params import load_params
 
 CORPUS = "data/corpus/synthempathy.jsonl"
@@ -29,7 +29,7 @@ def read_metrics(path: str) -> dict:
 def main() -> None:
     params = load_params()
     corpus = read_jsonl(CORPUS, required=("id", "category", "explanation", "response", "er", "ip", "ex", "empathy"))
-    card = dataset_card(corpus, {path: read_metrics(path) for path in METRICS}, params, resolve_model_path(params.model.path).name)
+    card = dataset_card(corpus, {path: read_metrics(path) for path in METRICS}, params, generation_model_name(params))
     write_jsonl_atomic(SFT, sft_records(corpus))
     write_parquet_atomic(PARQUET, corpus)
     with atomic_path(CARD) as tmp:

@@ -111,6 +111,13 @@ def empathy_means(corpus: Sequence[dict]) -> dict[str, float]:
     return {m: round(sum(r[m] for r in corpus) / len(corpus), 3) if corpus else 0.0 for m in MECHANISMS}
 
 
+def _model_param(params: Params) -> str:
+    """The param that pins the generation model's weights."""
+    if params.generation.engine == "openai":
+        return f"generation.model_revision: {params.generation.model_revision}"
+    return f"model.path: {params.model.path}"
+
+
 def dataset_card(corpus: Sequence[dict], metrics: Mapping[str, Mapping], params: Params, model_name: str) -> str:
     """README.md of data/corpus: what the files are, how they were made, licences, citation.
 
@@ -190,7 +197,7 @@ def dataset_card(corpus: Sequence[dict], metrics: Mapping[str, Mapping], params:
         "## How it was made\n\n"
         f"SAD stressors ({params.scenarios.n_per_category} per category, seed {params.seed}) -> brainstormed stories "
         "-> near-duplicate removal -> first-person explanations -> empathetic responses -> embedding alignment "
-        f"-> EPITOME scoring -> rule filters. Generation model: `{model_name}` (`model.path: {params.model.path}`).\n\n"
+        f"-> EPITOME scoring -> rule filters. Generation model: `{model_name}` (`{_model_param(params)}`).\n\n"
         + _table(
             ["step", "temperature", "top_p", "max_tokens", "repeat_penalty"],
             [[stage, s.temperature, s.top_p, s.max_tokens, s.repeat_penalty] for stage, s in sampling.items()],

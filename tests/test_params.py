@@ -37,6 +37,13 @@ def test_shipped_params_are_valid():
         ({"generation__engine": "spark"}, "generation.engine"),
         ({"generation__workers": 0}, "generation.workers"),
         ({"generation__ray_address": "head"}, "generation.ray_address"),
+        ({"generation__endpoints": ["127.0.0.1:8080/v1"]}, "generation.endpoints"),
+        ({"generation__endpoints": []}, "generation.endpoints"),
+        ({"generation__endpoints": ["http://a:1/v1", "http://a:1/v1"]}, "generation.endpoints: Value error, an endpoint is listed twice"),
+        ({"generation__served_model": ""}, "generation.served_model"),
+        ({"generation__concurrency": 0}, "generation.concurrency"),
+        ({"generation__timeout_s": 0}, "generation.timeout_s"),
+        ({"generation__api_key_env": "MY KEY"}, "generation.api_key_env"),
     ],
 )
 def test_bad_values_name_the_param(tmp_path, override, fragment):

@@ -36,6 +36,7 @@ class GenerationStats:
     workers: int = 1
     per_worker: dict = field(default_factory=dict)  # decoded completions per worker
     workers_replaced: int = 0  # workers lost mid-run (their units were sent again)
+    engine_report: dict = field(default_factory=dict)  # the engine's own observations (Engine.report)
 
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
@@ -63,6 +64,9 @@ class LocalEngine:
         for call in calls:
             for completion in self._backend.generate(call):
                 yield self.name, completion
+
+    def report(self) -> dict:
+        return {}
 
     def close(self) -> None:
         self._backend = None
@@ -132,6 +136,7 @@ class CachedGenerator:
             self.stats.recomputed += n_decode - n_misses
             self.stats.completion_tokens += tokens
             self.stats.workers_replaced = self._engine.replaced
+            self.stats.engine_report = self._engine.report()
             if self._engine.workers > 1:
                 log.info("%s: completions per worker %s, %d worker(s) replaced", desc, per_worker, self._engine.replaced)
         for completion in done.values():
