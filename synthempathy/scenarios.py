@@ -58,13 +58,18 @@ def stressor_scenarios(frame: pd.DataFrame, source: str | Path = "SAD") -> list[
     return records
 
 
+def pick_key(seed: int, scenario_id: str) -> tuple[int, str]:
+    """Rank of a scenario within its category: a per-id hash, so raising n keeps the earlier picks."""
+    return derive_seed(seed, "scenarios", scenario_id), scenario_id
+
+
 def sample_per_category(records: list[dict], n_per_category: Union[int, str], seed: int) -> list[dict]:
-    """Take n scenarios per category, ranked by a per-id hash: raising n keeps the earlier picks."""
+    """Take the n scenarios of each category that rank first by ``pick_key``."""
     by_category: dict[str, list[dict]] = {}
     for record in records:
         by_category.setdefault(record["category"], []).append(record)
     chosen = []
     for category in sorted(by_category):
-        ranked = sorted(by_category[category], key=lambda r: (derive_seed(seed, "scenarios", r["id"]), r["id"]))
+        ranked = sorted(by_category[category], key=lambda r: pick_key(seed, r["id"]))
         chosen.extend(ranked if n_per_category == "all" else ranked[:n_per_category])
     return sorted_by_id(chosen)
