@@ -40,10 +40,14 @@ def load_sad(path: str | Path) -> pd.DataFrame:
 
 
 def stressor_scenarios(frame: pd.DataFrame, source: str | Path = "SAD") -> list[dict]:
-    """Rows with is_stressor == 1 as scenario records; a malformed row is an error naming it."""
+    """Rows with is_stressor == 1 as scenario records; a malformed row is an error naming it, and
+    a file without a single stressor is an error too (the pipeline would "succeed" on nothing)."""
     records = []
     for row_no, row in enumerate(frame.itertuples(index=False), start=2):  # row 1 is the header
-        if row.is_stressor.strip() != "1":
+        flag = row.is_stressor.strip()
+        if flag not in ("0", "1"):
+            raise InputError(f"{source}:{row_no}: is_stressor {row.is_stressor!r} is not 0 or 1; fix the row (1 = a stressor to use)")
+        if flag == "0":
             continue
         text = " ".join(row.sentence.split())
         if not text:
@@ -55,6 +59,8 @@ def stressor_scenarios(frame: pd.DataFrame, source: str | Path = "SAD") -> list[
         except ValueError:
             raise InputError(f"{source}:{row_no}: sID {row.sID!r} / avg_severity {row.avg_severity!r} not numeric; fix the row") from None
         records.append({"id": f"sad-{sid}", "text": text, "category": row.top_label, "severity": severity})
+    if not records:
+        raise InputError(f"{source}: no row with is_stressor == 1 and a sentence; mark the stressors to use with is_stressor 1")
     return records
 
 
