@@ -38,12 +38,14 @@ class EmbeddingParams(Section):
 
 
 class GenerationParams(Section):
-    """How completions are computed. The LLM cache key holds what decides them: batch_size and
-    the ``model`` section for the local and Ray engines (llama.cpp in-process), served_model and
-    model_revision for the openai engine. The rest (workers, ray_address, max_retries, endpoints,
-    concurrency, timeout_s, api_key_env) decides where and how they are fetched, never what."""
+    """How completions are computed. The LLM cache key holds what decides them: batch_size,
+    shard_batches and the ``model`` section for the local and Ray engines (llama.cpp in-process),
+    served_model and model_revision for the openai engine. The rest (workers, ray_address,
+    max_retries, endpoints, concurrency, timeout_s, api_key_env) decides where and how they are
+    fetched, never what."""
 
     batch_size: int = Field(ge=1)
+    shard_batches: int = Field(ge=2)  # batched decoding: about this many batches per shard (llm/shards.py)
     # local: this process; ray: generation.workers llama.cpp actors on a Ray cluster;
     # openai: OpenAI-compatible inference servers (llama-server, vLLM, SGLang) at generation.endpoints
     engine: Literal["local", "ray", "openai"]

@@ -18,10 +18,10 @@ import httpx2
 import pytest
 import yaml
 from servers import HtmlServer, LlamaServer, Proxy, free_port
-from test_pipeline import TINY, VENV_BIN, make_repo
+from helpers import TINY, make_repo, repo_env, run, stage_argv
 
 from synthempathy.errors import InputError
-from synthempathy.generation import build_requests, expand_scenarios
+from synthempathy.generation import build_requests, expand_scenarios, growth_order
 from synthempathy.io import read_jsonl, write_jsonl_atomic
 from synthempathy.llm.cache import LLMCache, cache_key
 from synthempathy.llm.models import resolve_model_path
@@ -52,6 +52,7 @@ SCENARIOS = [  # for the stage-level tests: 8 brainstorm requests
     )
 ]
 
+BRAINSTORM = [sys.executable, "-m", "stages.brainstorm", *stage_argv("brainstorm")]
 needs_server = pytest.mark.skipif(not LLAMA_SERVER.is_file(), reason=f"{LLAMA_SERVER} not built (make llama-tools)")
 
 
@@ -131,16 +132,8 @@ def repo(template, tmp_path):
     return copy
 
 
-def environment(repo: Path) -> dict:
-    return {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "SYNTHEMPATHY_CACHE": str(repo / ".cache")}
-
-
-def run(cmd, repo: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=repo, env=environment(repo), capture_output=True, text=True, timeout=600)
-
-
 def brainstorm(repo: Path) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "stages.brainstorm"], repo)
+    return run(BRAINSTORM, repo, timeout=600)
 
 
 def set_generation(repo: Path, **values) -> None:
@@ -150,9 +143,17 @@ def set_generation(repo: Path, **values) -> None:
 
 
 def brainstorm_requests(repo: Path) -> list[Request]:
+    """The stage's requests, in the order it sends them."""
     params = load_params(repo / "params.yaml")
     stubs = expand_scenarios(read_jsonl(repo / "data/scenarios.jsonl"), params.brainstorm.n_stories)
-    return build_requests(stubs, load_prompt("brainstorm"), params.brainstorm, params.seed, "brainstorm")
+    return build_requests(growth_order(stubs, params.seed), load_prompt("brainstorm"), params.brainstorm, params.seed, "brainstorm")
+
+
+def assert_all_written_in_record_order(repo: Path) -> None:
+    """Every story stub is kept or rejected, and the kept ones are in the scenarios' order."""
+    records = [stub["id"] for stub in expand_scenarios(SCENARIOS, 1)]
+    kept, rejected = ids_of(repo / "data/stories.jsonl"), ids_of(repo / "data/rejected/brainstorm.jsonl")
+    assert sorted(kept + rejected) == sorted(records) and kept == [i for i in records if i in set(kept)]
 
 
 def cached_count(repo: Path) -> int:
@@ -183,7 +184,7 @@ def ids_of(path: Path) -> list[str]:
 def test_dvc_exp_run_generates_stories_explanations_and_responses_through_the_server(template, server, tmp_path):
     repo = Path(shutil.copytree(template, tmp_path / "repo", symlinks=True))
     proxy = Proxy(server.url)
-    result = run(["dvc", "exp", "run", "respond", "-S", "generation.engine=openai", "-S", f"generation.endpoints=[{proxy.url}]", "-S", "generation.concurrency=4"], repo)
+    result = run(["dvc", "exp", "run", "respond", "-S", "generation.engine=openai", "-S", f"generation.endpoints=[{proxy.url}]", "-S", "generation.concurrency=4"], repo, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     stages = ("brainstorm", "rewrite", "respond")
     metrics = {stage: json.loads((repo / f"metrics/{stage}.json").read_text()) for stage in stages}
@@ -205,7 +206,7 @@ def test_dvc_exp_run_generates_stories_explanations_and_responses_through_the_se
 def test_killed_driver_resends_only_the_missing_requests(repo, server):
     proxy = Proxy(server.url)
     set_generation(repo, engine="openai", endpoints=[proxy.url], concurrency=2)
-    driver = subprocess.Popen([sys.executable, "-m", "stages.brainstorm"], cwd=repo, env=environment(repo), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(BRAINSTORM, cwd=repo, env=repo_env(repo), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: cached_count(repo) >= 2 or driver.poll() is not None, "2 cached completions")
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
@@ -218,7 +219,7 @@ def test_killed_driver_resends_only_the_missing_requests(repo, server):
     resumed = brainstorm(repo)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert sorted(proxy.sent[sent_before:]) == sorted(r.seed for r in requests if r.seed not in cached)  # only the missing ones
-    assert ids_of(repo / "data/stories.jsonl") + ids_of(repo / "data/rejected/brainstorm.jsonl") == [r.id for r in requests]
+    assert_all_written_in_record_order(repo)
     log = json.loads((repo / "logs/brainstorm.json").read_text())
     assert (log["cached"], log["generated"]) == (len(cached), len(requests) - len(cached))
 
@@ -228,7 +229,7 @@ def test_killed_server_stops_the_stage_after_retries_and_keeps_every_completion(
     server = LlamaServer(tmp_path, slots=2)
     proxy = Proxy(server.url)
     set_generation(repo, engine="openai", endpoints=[proxy.url], concurrency=2, max_retries=1)
-    driver = subprocess.Popen([sys.executable, "-m", "stages.brainstorm"], cwd=repo, env=environment(repo), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(BRAINSTORM, cwd=repo, env=repo_env(repo), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: len(proxy.delivered) >= 2, "2 completions")
         server.kill()
@@ -271,7 +272,7 @@ def test_two_endpoints_share_the_load(repo, server, tmp_path):
     assert sorted(first_proxy.delivered + second_proxy.delivered) == sorted(r.seed for r in requests)
     endpoints = json.loads((repo / "logs/brainstorm.json").read_text())["engine_report"]["endpoints"]
     assert {url: e["completions"] for url, e in endpoints.items()} == {first_proxy.url: len(first_proxy.delivered), second_proxy.url: len(second_proxy.delivered)}
-    assert ids_of(repo / "data/stories.jsonl") + ids_of(repo / "data/rejected/brainstorm.jsonl") == [r.id for r in requests]
+    assert_all_written_in_record_order(repo)
 
 
 @needs_server
@@ -284,7 +285,7 @@ def test_retries_ride_out_429_500_and_a_truncated_answer_and_outputs_keep_id_ord
     result = brainstorm(repo)
     assert result.returncode == 0, result.stderr[-3000:]
     assert proxy.delivered.index(seeds[0]) > proxy.delivered.index(seeds[1])
-    assert ids_of(repo / "data/stories.jsonl") + ids_of(repo / "data/rejected/brainstorm.jsonl") == [r.id for r in requests]
+    assert_all_written_in_record_order(repo)
     endpoint = json.loads((repo / "logs/brainstorm.json").read_text())["engine_report"]["endpoints"][proxy.url]
     assert (endpoint["completions"], endpoint["retries"], endpoint["failed_requests"]) == (len(requests), 3, 0)
     assert sorted(proxy.sent) == sorted(seeds + seeds[2:5]) and sorted(proxy.delivered) == sorted(seeds)
@@ -293,14 +294,15 @@ def test_retries_ride_out_429_500_and_a_truncated_answer_and_outputs_keep_id_ord
 @needs_server
 @pytest.mark.parametrize("case", ["unreachable", "wrong model", "html", "missing key", "404 on a request"])
 def test_bad_endpoint_is_one_line_naming_it_and_writes_nothing(repo, server, case):
-    html, proxy = HtmlServer(), Proxy(server.url, faults={brainstorm_requests(repo)[0].seed: ["404"]})
+    first = brainstorm_requests(repo)[0]  # the first request sent
+    html, proxy = HtmlServer(), Proxy(server.url, faults={first.seed: ["404"]})
     nowhere = f"http://127.0.0.1:{free_port()}/v1"
     settings, fragment = {
         "unreachable": ({"endpoints": [nowhere]}, f"generation.endpoints: {nowhere}: cannot reach it (ConnectError: "),
         "wrong model": ({"endpoints": [server.url], "served_model": "mistral-7b"}, f"generation.served_model=mistral-7b: {server.url} serves smollm2-135m-instruct; "),
         "html": ({"endpoints": [html.url]}, f"generation.endpoints: {html.url}: GET {html.url}/models answered text/html, not an OpenAI model list"),
         "missing key": ({"endpoints": [server.url], "api_key_env": "SYNTHEMPATHY_TEST_UNSET_KEY"}, "generation.api_key_env=SYNTHEMPATHY_TEST_UNSET_KEY: the environment variable SYNTHEMPATHY_TEST_UNSET_KEY is not set"),
-        "404 on a request": ({"endpoints": [proxy.url]}, f"generation.endpoints: {proxy.url} refused request sad-1-s0 (HTTP 404: The model `x` does not exist.)"),
+        "404 on a request": ({"endpoints": [proxy.url]}, f"generation.endpoints: {proxy.url} refused request {first.id} (HTTP 404: The model `x` does not exist.)"),
     }[case]
     set_generation(repo, engine="openai", concurrency=1, max_retries=0, **settings)
     result = brainstorm(repo)
