@@ -20,9 +20,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import psutil
 
@@ -135,14 +135,32 @@ def client_ceiling(params: Params, config: Config, work: Path) -> dict[int, floa
 def report(runs: dict[str, Run], config: Config, ceiling: dict[int, float]) -> list[tuple[str, ...]]:
     """Table rows; also printed, one line per setting."""
     local = runs[f"local {config.slots}"]
-    rows = [(f"local engine, batch {config.slots}", f"{local.rate.per_s:.1f} ({local.rate.per_cpu_s:.1f})", "1", f"{local.client_ms_per_request:.1f}", f"{local.rate.at_length:.0%}")]
+    rows = [
+        (
+            f"local engine, batch {config.slots}",
+            f"{local.rate.per_s:.1f} ({local.rate.per_cpu_s:.1f})",
+            "1",
+            f"{local.client_ms_per_request:.1f}",
+            f"{local.rate.at_length:.0%}",
+        )
+    ]
     print(f"server local batch {config.slots}: {local.rate.per_s:.1f} tok/s")
     for c in config.concurrencies:
         run = runs[f"openai {c}"]
         ratio = run.rate.per_s / local.rate.per_s
         goal = f" (goal >= {GOAL})" if c == config.slots else ""
-        rows.append((f"openai engine, concurrency {c}", f"{run.rate.per_s:.1f} ({run.rate.per_cpu_s:.1f})", f"{ratio:.3f}{goal}", f"{run.client_ms_per_request:.1f}", f"{run.rate.at_length:.0%}"))
-        print(f"server concurrency {c}: openai {run.rate.per_s:.1f} tok/s, ratio to local {ratio:.3f}{goal}; client CPU {run.client_ms_per_request:.1f} ms/request")
+        rows.append(
+            (
+                f"openai engine, concurrency {c}",
+                f"{run.rate.per_s:.1f} ({run.rate.per_cpu_s:.1f})",
+                f"{ratio:.3f}{goal}",
+                f"{run.client_ms_per_request:.1f}",
+                f"{run.rate.at_length:.0%}",
+            )
+        )
+        print(
+            f"server concurrency {c}: openai {run.rate.per_s:.1f} tok/s, ratio to local {ratio:.3f}{goal}; client CPU {run.client_ms_per_request:.1f} ms/request"
+        )
     print("client against an instant stub server: " + ", ".join(f"{rate:.0f} requests/s at concurrency {c}" for c, rate in ceiling.items()))
     return rows
 

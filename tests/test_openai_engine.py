@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx2
 import pytest
 import yaml
-from servers import HtmlServer, LlamaServer, Proxy, free_port
 from helpers import TINY, make_repo, repo_env, run, stage_argv
+from servers import HtmlServer, LlamaServer, Proxy, free_port
 
 from synthempathy.errors import InputError
 from synthempathy.generation import build_requests, expand_scenarios, growth_order
@@ -69,7 +69,9 @@ def test_request_body_carries_the_sampling_params_and_the_seed():
 
 def test_cache_key_names_the_served_model_not_where_it_is_served():
     generation = load_params().generation
-    elsewhere = generation.model_copy(update=dict(endpoints=("http://10.0.0.7:8000/v1", "http://10.0.0.8:8000/v1"), concurrency=64, max_retries=9, timeout_s=5, api_key_env="KEY"))
+    elsewhere = generation.model_copy(
+        update=dict(endpoints=("http://10.0.0.7:8000/v1", "http://10.0.0.8:8000/v1"), concurrency=64, max_retries=9, timeout_s=5, api_key_env="KEY")
+    )
     assert cache_key(served_fingerprint(elsewhere), REQUEST) == cache_key(served_fingerprint(generation), REQUEST)
     for changed in ({"served_model": "mistral-7b"}, {"model_revision": "sha256:0"}):
         assert cache_key(served_fingerprint(generation.model_copy(update=changed)), REQUEST) != cache_key(served_fingerprint(generation), REQUEST)
@@ -82,7 +84,9 @@ def test_shipped_revision_is_the_embedded_gguf_that_make_serve_serves():
     gguf = resolve_model_path(params.model.path)
     check_revision(params, gguf)  # `make serve` with the shipped params.yaml serves what the cache key names
     stale = params.model_copy(update={"generation": params.generation.model_copy(update={"model_revision": "sha256:0"})})
-    with pytest.raises(InputError, match=r"generation.model_revision=sha256:0: make serve serves model.path=default .*; set generation.model_revision=sha256:[0-9a-f]{64}$"):
+    with pytest.raises(
+        InputError, match=r"generation.model_revision=sha256:0: make serve serves model.path=default .*; set generation.model_revision=sha256:[0-9a-f]{64}$"
+    ):
         check_revision(stale, gguf)
 
 
@@ -94,7 +98,9 @@ def test_make_serve_serves_loopback_addresses_only(url):
 
 
 def test_an_answer_that_is_not_a_chat_completion_is_malformed():
-    ok = httpx2.Response(200, json={"choices": [{"message": {"content": "Hi."}, "finish_reason": "length"}], "usage": {"prompt_tokens": 7, "completion_tokens": 2}})
+    ok = httpx2.Response(
+        200, json={"choices": [{"message": {"content": "Hi."}, "finish_reason": "length"}], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}
+    )
     assert parse_completion("a", ok).finish_reason == "length" and parse_completion("a", ok).completion_tokens == 2
     for bad in (httpx2.Response(200, text="<html>", headers={"Content-Type": "text/html"}), httpx2.Response(200, json={"choices": []})):
         with pytest.raises(MalformedAnswer):
@@ -184,7 +190,11 @@ def ids_of(path: Path) -> list[str]:
 def test_dvc_exp_run_generates_stories_explanations_and_responses_through_the_server(template, server, tmp_path):
     repo = Path(shutil.copytree(template, tmp_path / "repo", symlinks=True))
     proxy = Proxy(server.url)
-    result = run(["dvc", "exp", "run", "respond", "-S", "generation.engine=openai", "-S", f"generation.endpoints=[{proxy.url}]", "-S", "generation.concurrency=4"], repo, timeout=900)
+    result = run(
+        ["dvc", "exp", "run", "respond", "-S", "generation.engine=openai", "-S", f"generation.endpoints=[{proxy.url}]", "-S", "generation.concurrency=4"],
+        repo,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     stages = ("brainstorm", "rewrite", "respond")
     metrics = {stage: json.loads((repo / f"metrics/{stage}.json").read_text()) for stage in stages}
@@ -197,9 +207,9 @@ def test_dvc_exp_run_generates_stories_explanations_and_responses_through_the_se
     assert endpoint["latency_p95_s"] >= endpoint["latency_p50_s"] > 0 and endpoint["tokens_per_second"] > 0
     # Where completions come from reruns nothing; which model makes them reruns the LLM stages.
     set_generation(repo, endpoints=[server.url], concurrency=1, max_retries=5)
-    assert json.loads(run(["dvc", "status", "respond", "--json"], repo).stdout) == {}
+    assert json.loads(run(["dvc", "status", "--with-deps", "respond", "--json"], repo).stdout) == {}
     set_generation(repo, endpoints=[proxy.url], model_revision="sha256:another")
-    assert set(json.loads(run(["dvc", "status", "respond", "--json"], repo).stdout)) == {"brainstorm", "rewrite", "respond"}
+    assert set(json.loads(run(["dvc", "status", "--with-deps", "respond", "--json"], repo).stdout)) == {"brainstorm", "rewrite", "respond"}
 
 
 @needs_server
@@ -241,7 +251,9 @@ def test_killed_server_stops_the_stage_after_retries_and_keeps_every_completion(
     [error] = error_lines(stderr)
     requests = brainstorm_requests(repo)
     failed = [r for r in requests if r.seed in set(proxy.sent) - set(proxy.delivered)]
-    assert error.startswith(f"error: generation failed: every endpoint failed after 2 attempt(s) per request (generation.max_retries=1): {proxy.url} failed request(s) ")
+    assert error.startswith(
+        f"error: generation failed: every endpoint failed after 2 attempt(s) per request (generation.max_retries=1): {proxy.url} failed request(s) "
+    )
     assert failed and all(r.id in error for r in failed) and f"{len(proxy.delivered)} completion(s) arrived and are cached" in error
     assert set(Counter(s for s in proxy.sent if s not in proxy.delivered).values()) == {2}  # each failed request: 1 + max_retries attempts
     assert cached_count(repo) == len(proxy.delivered)  # every completion that arrived is in the cache
@@ -271,7 +283,10 @@ def test_two_endpoints_share_the_load(repo, server, tmp_path):
     assert first_proxy.delivered and second_proxy.delivered
     assert sorted(first_proxy.delivered + second_proxy.delivered) == sorted(r.seed for r in requests)
     endpoints = json.loads((repo / "logs/brainstorm.json").read_text())["engine_report"]["endpoints"]
-    assert {url: e["completions"] for url, e in endpoints.items()} == {first_proxy.url: len(first_proxy.delivered), second_proxy.url: len(second_proxy.delivered)}
+    assert {url: e["completions"] for url, e in endpoints.items()} == {
+        first_proxy.url: len(first_proxy.delivered),
+        second_proxy.url: len(second_proxy.delivered),
+    }
     assert_all_written_in_record_order(repo)
 
 
@@ -299,10 +314,19 @@ def test_bad_endpoint_is_one_line_naming_it_and_writes_nothing(repo, server, cas
     nowhere = f"http://127.0.0.1:{free_port()}/v1"
     settings, fragment = {
         "unreachable": ({"endpoints": [nowhere]}, f"generation.endpoints: {nowhere}: cannot reach it (ConnectError: "),
-        "wrong model": ({"endpoints": [server.url], "served_model": "mistral-7b"}, f"generation.served_model=mistral-7b: {server.url} serves smollm2-135m-instruct; "),
+        "wrong model": (
+            {"endpoints": [server.url], "served_model": "mistral-7b"},
+            f"generation.served_model=mistral-7b: {server.url} serves smollm2-135m-instruct; ",
+        ),
         "html": ({"endpoints": [html.url]}, f"generation.endpoints: {html.url}: GET {html.url}/models answered text/html, not an OpenAI model list"),
-        "missing key": ({"endpoints": [server.url], "api_key_env": "SYNTHEMPATHY_TEST_UNSET_KEY"}, "generation.api_key_env=SYNTHEMPATHY_TEST_UNSET_KEY: the environment variable SYNTHEMPATHY_TEST_UNSET_KEY is not set"),
-        "404 on a request": ({"endpoints": [proxy.url]}, f"generation.endpoints: {proxy.url} refused request {first.id} (HTTP 404: The model `x` does not exist.)"),
+        "missing key": (
+            {"endpoints": [server.url], "api_key_env": "SYNTHEMPATHY_TEST_UNSET_KEY"},
+            "generation.api_key_env=SYNTHEMPATHY_TEST_UNSET_KEY: the environment variable SYNTHEMPATHY_TEST_UNSET_KEY is not set",
+        ),
+        "404 on a request": (
+            {"endpoints": [proxy.url]},
+            f"generation.endpoints: {proxy.url} refused request {first.id} (HTTP 404: The model `x` does not exist.)",
+        ),
     }[case]
     set_generation(repo, engine="openai", concurrency=1, max_retries=0, **settings)
     result = brainstorm(repo)

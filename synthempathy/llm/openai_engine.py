@@ -24,13 +24,12 @@ model and its revision, is what makes a corpus version rebuild byte for byte.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import httpx2
 import numpy as np
@@ -174,6 +173,39 @@ class Endpoint:
             self.stats.retries += 1
 
 
+class _WorkQueue:
+    """The requests of one run that have not arrived yet. Queued ones go out in order; one that an
+    endpoint failed comes back to the front for the endpoints still up, so a sender that finds the
+    queue empty waits while requests are in flight elsewhere."""
+
+    def __init__(self, requests: Sequence[Request]) -> None:
+        self.queue = deque(requests)
+        self.outstanding = len(requests)  # queued or in flight
+        self.halted = False  # a request was refused: send nothing more
+        self.changed = asyncio.Condition()
+
+    async def take(self, endpoint: Endpoint) -> Request | None:
+        """The next request for ``endpoint``, or None when there will be none for it."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.queue or not self.outstanding or self.halted or not endpoint.up)
+            return self.queue.popleft() if self.queue and not self.halted and endpoint.up else None
+
+    async def done(self) -> None:
+        async with self.changed:
+            self.outstanding -= 1
+            self.changed.notify_all()
+
+    async def put_back(self, request: Request) -> None:
+        async with self.changed:
+            self.queue.appendleft(request)
+            self.changed.notify_all()
+
+    async def halt(self) -> None:
+        async with self.changed:
+            self.halted = True
+            self.changed.notify_all()
+
+
 class OpenAIEngine:
     """Requests sent to ``generation.endpoints``; started at the first miss (a fully cached run
     needs neither the servers nor the API key)."""
@@ -200,7 +232,12 @@ class OpenAIEngine:
         except BaseException:
             self.close()
             raise
-        log.info("openai: %d endpoint(s) serving %s, %d request(s) in flight on each", len(self._endpoints), self._generation.served_model, self._generation.concurrency)
+        log.info(
+            "openai: %d endpoint(s) serving %s, %d request(s) in flight on each",
+            len(self._endpoints),
+            self._generation.served_model,
+            self._generation.concurrency,
+        )
 
     async def _check(self, endpoint: Endpoint) -> None:
         model = self._generation.served_model
@@ -208,16 +245,22 @@ class OpenAIEngine:
         try:
             response = await endpoint.client.get("/models", cast_to=httpx2.Response)
         except openai.AuthenticationError as exc:
-            raise InputError(f"{where}: rejected the API key ({describe(exc, 0)}); export the server's key in the variable named by generation.api_key_env") from None
+            raise InputError(
+                f"{where}: rejected the API key ({describe(exc, 0)}); export the server's key in the variable named by generation.api_key_env"
+            ) from None
         except openai.NotFoundError:
-            raise InputError(f"{where}: no OpenAI API there (GET {endpoint.url}/models: HTTP 404); give the server's OpenAI base URL, e.g. http://host:8000/v1") from None
+            raise InputError(
+                f"{where}: no OpenAI API there (GET {endpoint.url}/models: HTTP 404); give the server's OpenAI base URL, e.g. http://host:8000/v1"
+            ) from None
         except openai.APIError as exc:
             raise InputError(f"{where}: cannot reach it ({describe(exc, self._generation.timeout_s)}); start the server (make serve) or fix the URL") from None
         try:
             served = [entry["id"] for entry in response.json()["data"]]
         except (ValueError, KeyError, TypeError):
             kind = response.headers.get("content-type", "no content type")
-            raise InputError(f"{where}: GET {endpoint.url}/models answered {kind}, not an OpenAI model list; is it an OpenAI-compatible server (llama-server, vLLM, SGLang) and its /v1 base URL?") from None
+            raise InputError(
+                f"{where}: GET {endpoint.url}/models answered {kind}, not an OpenAI model list; is it an OpenAI-compatible server (llama-server, vLLM, SGLang) and its /v1 base URL?"
+            ) from None
         if model not in served:
             raise InputError(
                 f"generation.served_model={model}: {endpoint.url} serves {', '.join(map(str, served)) or 'no model'}; "
@@ -243,46 +286,35 @@ class OpenAIEngine:
                 self._loop.run_until_complete(_all([dispatch], return_exceptions=True))
 
     async def _dispatch(self, requests: list[Request], arrived: asyncio.Queue) -> None:
-        """Run ``concurrency`` senders per endpoint over one queue of requests, in order. A
-        request an endpoint failed goes back to the front of the queue for the endpoints still up,
-        so a sender with an empty queue waits while requests are in flight elsewhere."""
-        queue = deque(requests)
-        outstanding = len(requests)  # not yet arrived: queued or in flight
+        """Run ``concurrency`` senders per endpoint over one queue of the requests, in order."""
+        work = _WorkQueue(requests)
         wrong: list[InputError] = []
-        changed = asyncio.Condition()
         for endpoint in self._endpoints:
             endpoint.up = True  # each run gives every endpoint a fresh chance
 
         async def sender(endpoint: Endpoint) -> None:
-            nonlocal outstanding
-            while True:
-                async with changed:
-                    await changed.wait_for(lambda: queue or not outstanding or wrong or not endpoint.up)
-                    if not queue or wrong or not endpoint.up:
-                        return
-                    request = queue.popleft()
+            while (request := await work.take(endpoint)) is not None:
                 began = time.perf_counter()
                 try:
                     completion = await self._send(endpoint, request)
                 except InputError as exc:
                     wrong.append(exc)
+                    await work.halt()
                 except (openai.APIError, MalformedAnswer) as exc:
                     reason = describe(exc, self._generation.timeout_s)
                     endpoint.failures.append((request.id, reason))
                     endpoint.stats.failed_requests += 1
-                    queue.appendleft(request)  # for the endpoints still up, if any
                     if endpoint.up:
                         endpoint.up = False
                         log.warning("openai: %s failed request %s (%s); taking it out of the rotation", endpoint.url, request.id, reason)
+                    await work.put_back(request)  # for the endpoints still up, if any
                 else:
                     endpoint.stats.latencies.append(time.perf_counter() - began)
                     endpoint.stats.completions += 1
                     endpoint.stats.prompt_tokens += completion.prompt_tokens
                     endpoint.stats.completion_tokens += completion.completion_tokens
-                    outstanding -= 1
                     arrived.put_nowait((endpoint.url, completion))
-                async with changed:
-                    changed.notify_all()
+                    await work.done()
 
         try:
             await asyncio.gather(*(sender(e) for e in self._endpoints for _ in range(self._generation.concurrency)))
@@ -290,8 +322,8 @@ class OpenAIEngine:
             arrived.put_nowait(None)
         if wrong:
             raise wrong[0]
-        if outstanding:
-            raise StageFailure(self._failure_message(len(requests) - outstanding, outstanding))
+        if work.outstanding:
+            raise StageFailure(self._failure_message(len(requests) - work.outstanding, work.outstanding))
 
     async def _send(self, endpoint: Endpoint, request: Request) -> Completion:
         try:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from synthempathy.errors import InputError, stage_main
+from synthempathy.errors import InputError
 from synthempathy.llm.models import file_sha256, resolve_model_path
 from synthempathy.params import Params, load_params
 
@@ -103,23 +103,30 @@ def check_revision(params: Params, gguf: Path) -> None:
         )
 
 
-@stage_main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slots", type=int, help="sequences decoded together (default: generation.concurrency)")
     parser.add_argument("--dry-run", action="store_true", help="print the command line, start nothing")
     args = parser.parse_args()
+    try:
+        command = serve_command(args.slots)
+    except InputError as exc:  # one line, as the stages print it
+        sys.exit(f"error: {exc}")
+    print(" ".join(command), flush=True)
+    if not args.dry_run:
+        os.execv(command[0], command)
+
+
+def serve_command(slots: int | None) -> list[str]:
+    """`make serve`'s llama-server command line for params.yaml, after checking what it serves."""
     params = load_params()
     if not LLAMA_SERVER.is_file():
         raise InputError(f"{LLAMA_SERVER}: not built; run make llama-tools")
     gguf = resolve_model_path(params.model.path).resolve()
     check_revision(params, gguf)
     host, port = loopback_address(params.generation.endpoints[0])
-    command = server_command(LLAMA_SERVER, gguf, params, host, port, args.slots or params.generation.concurrency)
-    print(" ".join(command), flush=True)
     print(f"serving {params.generation.served_model} at {params.generation.endpoints[0]}: dvc exp run -S generation.engine=openai", flush=True)
-    if not args.dry_run:
-        os.execv(command[0], command)
+    return server_command(LLAMA_SERVER, gguf, params, host, port, slots or params.generation.concurrency)
 
 
 if __name__ == "__main__":
