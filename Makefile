@@ -71,14 +71,15 @@ serve: setup llama-tools
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup setup-ray
+# llama-tools: the openai engine's tests run real llama-server processes.
+test: setup setup-ray llama-tools
 	$(BIN)/python -m pytest -q
 
 # Also the slow tests: the sampling grid queued as real DVC experiments.
-test-slow: setup setup-ray
+test-slow: setup setup-ray llama-tools
 	SYNTHEMPATHY_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
-bench: setup setup-ray
+bench: setup setup-ray llama-tools
 	$(BIN)/python -m benchmarks.run
 
 # Brainstorm temperature x top_p grid as DVC experiments (README: "Choosing brainstorm sampling");

@@ -57,6 +57,7 @@ class Run:
     rate: Rate
     requests: int
     client_cpu_seconds: float  # this process only: what the driver spends besides the server
+    texts: tuple[str, ...]  # the completions, in request order
 
     @property
     def client_ms_per_request(self) -> float:
@@ -81,7 +82,8 @@ def timed(params: Params, requests: Sequence[Request], cache_dir: Path, server: 
     finally:
         generator.close()
     at_length = sum(c.finish_reason == "length" for c in completions) / len(completions)
-    return Run(Rate(sum(c.completion_tokens for c in completions), wall, cpu + server_cpu, at_length), len(requests), cpu)
+    rate = Rate(sum(c.completion_tokens for c in completions), wall, cpu + server_cpu, at_length)
+    return Run(rate, len(requests), cpu, tuple(c.text for c in completions))
 
 
 def _cpu(process: psutil.Process | None) -> float:
@@ -91,8 +93,8 @@ def _cpu(process: psutil.Process | None) -> float:
     return times.user + times.system
 
 
-def measure(params: Params, config: Config, rounds: int, work: Path) -> Iterator[dict[str, Run]]:
-    """After each round, the best run so far of each setting; local and server runs alternate."""
+def measure(params: Params, config: Config, rounds: int, work: Path) -> Iterator[dict[str, list[Run]]]:
+    """After each round, every run so far of each setting; local and server runs alternate."""
     requests = benchmark_requests(params, config.n_requests, config.max_tokens)
     port = free_port()
     url = f"http://{HOST}:{port}/v1"
@@ -107,7 +109,7 @@ def measure(params: Params, config: Config, rounds: int, work: Path) -> Iterator
             for c in config.concurrencies:
                 served = with_engine(params, engine="openai", endpoints=(url,), concurrency=c, max_retries=0)
                 runs.setdefault(f"openai {c}", []).append(timed(served, requests, work / f"openai-{c}-{round_}", psutil.Process(server.pid)))
-            yield {name: max(found, key=lambda run: run.rate.per_s) for name, found in runs.items()}
+            yield runs
     finally:
         server.terminate()
         server.wait()
@@ -132,51 +134,62 @@ def client_ceiling(params: Params, config: Config, work: Path) -> dict[int, floa
     return rates
 
 
-def report(runs: dict[str, Run], config: Config, ceiling: dict[int, float]) -> list[tuple[str, ...]]:
+def fastest(runs: list[Run]) -> Run:
+    return max(runs, key=lambda run: run.rate.per_s)
+
+
+def same_text(runs: dict[str, list[Run]], name: str) -> str:
+    """How many completions of ``name``'s latest run have the text of the first run at
+    concurrency 1 (the same requests, seeds and server): the server's reproducibility."""
+    reference = runs["openai 1"][0]
+    others = [run for run in runs[name] if run is not reference]
+    if not others:
+        return "-"
+    return f"{sum(a == b for a, b in zip(others[-1].texts, reference.texts, strict=True))}/{reference.requests}"
+
+
+def report(runs: dict[str, list[Run]], config: Config, ceiling: dict[int, float]) -> list[tuple[str, ...]]:
     """Table rows; also printed, one line per setting."""
-    local = runs[f"local {config.slots}"]
-    rows = [
-        (
-            f"local engine, batch {config.slots}",
-            f"{local.rate.per_s:.1f} ({local.rate.per_cpu_s:.1f})",
-            "1",
-            f"{local.client_ms_per_request:.1f}",
-            f"{local.rate.at_length:.0%}",
-        )
-    ]
-    print(f"server local batch {config.slots}: {local.rate.per_s:.1f} tok/s")
-    for c in config.concurrencies:
-        run = runs[f"openai {c}"]
+    local = fastest(runs[f"local {config.slots}"])
+    rows = []
+    for name in runs:
+        run = fastest(runs[name])
         ratio = run.rate.per_s / local.rate.per_s
-        goal = f" (goal >= {GOAL})" if c == config.slots else ""
+        c = int(name.split()[1])
+        setting = f"local engine, batch {c}" if name.startswith("local") else f"openai engine, concurrency {c}"
+        goal = f" (goal >= {GOAL})" if name == f"openai {config.slots}" else ""
+        same = same_text(runs, name)
         rows.append(
             (
-                f"openai engine, concurrency {c}",
+                setting,
                 f"{run.rate.per_s:.1f} ({run.rate.per_cpu_s:.1f})",
                 f"{ratio:.3f}{goal}",
                 f"{run.client_ms_per_request:.1f}",
+                same,
                 f"{run.rate.at_length:.0%}",
             )
         )
         print(
-            f"server concurrency {c}: openai {run.rate.per_s:.1f} tok/s, ratio to local {ratio:.3f}{goal}; client CPU {run.client_ms_per_request:.1f} ms/request"
+            f"server {setting}: {run.rate.per_s:.1f} tok/s, ratio to local {ratio:.3f}{goal}; client CPU {run.client_ms_per_request:.1f} ms/request; same text as concurrency 1: {same}"
         )
     print("client against an instant stub server: " + ", ".join(f"{rate:.0f} requests/s at concurrency {c}" for c, rate in ceiling.items()))
     return rows
 
 
 def markdown(rows: list[tuple[str, ...]], config: Config, params: Params, rounds: int, ceiling: dict[int, float], busy_before: str) -> str:
-    head = "| engine | tokens/s (per CPU-second) | × local engine | client CPU ms per request | ended at length |"
+    head = "| engine | tokens/s (per CPU-second) | × local engine | client CPU ms per request | same text as the first run at concurrency 1 | ended at length |"
     return (
         header("Inference-server engine benchmark", busy_before)
         + f"- model: embedded SmolLM2-135M-Instruct Q4_1, n_threads={params.model.n_threads} for the local engine and for "
         f"`llama-server -np {config.slots}` (`--threads`, `--threads-batch`), {params.model.n_ctx} tokens of context per slot\n"
         f"- requests: {config.n_requests} brainstorm prompts (bench_generation's), max_tokens={config.max_tokens}, "
-        f"brainstorm sampling; best of {rounds} alternating rounds, each on an empty cache\n\n"
+        f"brainstorm sampling, one seed each; best of {rounds} alternating rounds, each on an empty cache\n\n"
         "Rates are completion tokens per second of wall clock and, in brackets, per CPU-second of the client "
         "process plus (openai) the server process. The client CPU column is the stage process's CPU time per "
         "request: the openai client, asyncio, JSON, the SQLite cache and tqdm (for the local engine it includes "
-        "the decoding itself).\n\n"
+        "the decoding itself). The same-text column compares each setting's last run with the first run at "
+        "concurrency 1 (for concurrency 1: its second run), request by request: same prompt, same seed, same "
+        "server; the local engine is a different program (llama-cpp-python's sampler, its own batching).\n\n"
         f"{table(head, rows)}\n\n"
         "The client's own ceiling, against a stub server in another process that answers every request at once "
         f"with a canned {config.max_tokens}-token completion ({config.stub_requests} requests, cache and tqdm included): "
@@ -206,9 +219,10 @@ def main() -> None:
                 "slots": config.slots,
                 "max_tokens": config.max_tokens,
                 "rounds": done,
-                "tokens_per_second": {name: round(run.rate.per_s, 2) for name, run in runs.items()},
-                "tokens_per_cpu_second": {name: round(run.rate.per_cpu_s, 2) for name, run in runs.items()},
-                "client_cpu_ms_per_request": {name: round(run.client_ms_per_request, 2) for name, run in runs.items()},
+                "tokens_per_second": {name: round(fastest(found).rate.per_s, 2) for name, found in runs.items()},
+                "tokens_per_cpu_second": {name: round(fastest(found).rate.per_cpu_s, 2) for name, found in runs.items()},
+                "client_cpu_ms_per_request": {name: round(fastest(found).client_ms_per_request, 2) for name, found in runs.items()},
+                "same_text_as_concurrency_1": {name: same_text(runs, name) for name in runs},
                 "stub_requests_per_second": {str(c): round(rate, 1) for c, rate in ceiling.items()},
             }
             write_result("server.json", json.dumps(summary, indent=2) + "\n")

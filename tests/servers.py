@@ -27,12 +27,12 @@ class LlamaServer:
     """llama-server for the embedded model as params.yaml's served_model (the command line of
     `make serve`), ``slots`` slots of ``n_ctx`` tokens, one thread; started when this returns."""
 
-    def __init__(self, log_dir: Path, slots: int = 2, n_ctx: int = 1024, threads: int = 1) -> None:
+    def __init__(self, log_dir: Path, slots: int = 2, n_ctx: int = 1024, threads: int = 1, extra: tuple[str, ...] = ()) -> None:
         params = load_params(ROOT / "params.yaml")
         params = params.model_copy(update={"model": params.model.model_copy(update={"n_ctx": n_ctx, "n_threads": threads})})
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}/v1"
-        command = server_command(LLAMA_SERVER, resolve_model_path("default").resolve(), params, HOST, self.port, slots)
+        command = server_command(LLAMA_SERVER, resolve_model_path("default").resolve(), params, HOST, self.port, slots) + list(extra)
         with (log_dir / f"llama-server-{self.port}.log").open("wb") as log:
             self.process = launch(command, HOST, self.port, log)
 

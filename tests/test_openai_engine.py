@@ -25,7 +25,7 @@ from synthempathy.generation import build_requests, expand_scenarios, growth_ord
 from synthempathy.io import read_jsonl, write_jsonl_atomic
 from synthempathy.llm.cache import LLMCache, cache_key
 from synthempathy.llm.models import resolve_model_path
-from synthempathy.llm.openai_engine import EndpointStats, MalformedAnswer, chat_body, parse_completion, served_fingerprint
+from synthempathy.llm.openai_engine import EndpointStats, MalformedAnswer, OpenAIEngine, chat_body, parse_completion, served_fingerprint
 from synthempathy.llm.runtime import model_fingerprint
 from synthempathy.llm.serve import LLAMA_SERVER, check_revision, loopback_address
 from synthempathy.llm.types import Request
@@ -336,3 +336,22 @@ def test_bad_endpoint_is_one_line_naming_it_and_writes_nothing(repo, server, cas
     [error] = error_lines(result.stderr)
     assert fragment in error
     assert not (repo / "data/stories.jsonl").exists() and not (repo / "logs/brainstorm.json").exists()
+
+
+@needs_server
+def test_the_api_key_comes_from_the_variable_named_by_api_key_env(tmp_path, monkeypatch):
+    server = LlamaServer(tmp_path, slots=1, extra=("--api-key", "right-key"))
+    try:
+        generation = load_params().generation.model_copy(update=dict(endpoints=(server.url,), api_key_env="SYNTHEMPATHY_TEST_KEY", max_retries=0))
+        monkeypatch.setenv("SYNTHEMPATHY_TEST_KEY", "wrong-key")
+        with pytest.raises(InputError, match=rf"^generation.endpoints: {server.url}: rejected the API key \(HTTP 401: "):
+            OpenAIEngine(generation).start()
+        monkeypatch.setenv("SYNTHEMPATHY_TEST_KEY", "right-key")
+        engine = OpenAIEngine(generation)
+        try:
+            [(where, completion)] = list(engine.run([[REQUEST]]))
+        finally:
+            engine.close()
+    finally:
+        server.stop()
+    assert where == server.url and completion.id == REQUEST.id and 0 < completion.completion_tokens <= REQUEST.max_tokens
