@@ -59,7 +59,7 @@ def chat_body(request: Request, served_model: str) -> dict:
     Only temperature and top_p shape sampling, as in the local engine: top_k and min_p are
     switched off explicitly (llama-server's defaults are 40 and 0.05). The repetition penalty goes
     under both names in use, llama-server's ``repeat_penalty`` and vLLM/SGLang's
-    ``repetition_penalty``; each server ignores the name it does not know."""
+    ``repetition_penalty``; each server ignores the name it does not know (vLLM logs it)."""
     return {
         "model": served_model,
         "messages": [{"role": role, "content": content} for role, content in request.messages],
@@ -289,8 +289,8 @@ class OpenAIEngine:
         """Run ``concurrency`` senders per endpoint over one queue of the requests, in order."""
         work = _WorkQueue(requests)
         wrong: list[InputError] = []
-        for endpoint in self._endpoints:
-            endpoint.up = True  # each run gives every endpoint a fresh chance
+        for endpoint in self._endpoints:  # each run gives every endpoint a fresh chance
+            endpoint.up, endpoint.failures = True, []
 
         async def sender(endpoint: Endpoint) -> None:
             while (request := await work.take(endpoint)) is not None:
