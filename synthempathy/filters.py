@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Un
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from synthempathy.params import FilterParams
+from synthempathy.pii import PII_TYPES, PiiConfig, scrub
 from synthempathy.records import rejection, sort_key
 from synthempathy.text import ngram_overlap, repetition_ratio, word_count, words
 
@@ -25,6 +26,8 @@ STAGE = "filter"
 NGRAM = 4  # copy and loop checks compare word 4-grams
 ENGLISH_MIN_STOPWORD_RATIO = 0.25  # English prose ~0.45-0.55; Spanish/French ~0.1; CJK ~0
 TEXT_FIELDS = ("explanation", "response")
+PII_FIELDS = ("scenario", "story", "explanation", "response")  # every published free-text field
+PII_FOUND = "pii_found"  # (type, count) pairs the scrub put on a record; not a corpus field
 SIMILARITY_FIELDS = ("scenario_similarity", "story_similarity", "response_similarity")
 EMPATHY_FIELDS = ("er", "ip", "ex", "empathy", "er_level", "ip_level", "ex_level")
 CORPUS_FIELDS = ("id", "scenario_id", "category", "severity", "scenario", "story", "explanation", "response", *SIMILARITY_FIELDS)
@@ -55,6 +58,7 @@ REASONS = (
 class Drop:
     reason: str
     detail: str = ""
+    pii_found: tuple[tuple[str, int], ...] = ()  # a pii drop's (type, count) pairs, for metrics
 
 
 Rule = Callable[[dict], Union[None, Drop, dict]]
@@ -127,27 +131,6 @@ HARMFUL_ADVICE = _any_of(
     r"\bpainless (?:way|method)s? to (?:die|go)\b",
     r"\boverdose on\b",
 )
-# PII, in substitution order: emails before URLs (an email contains a domain), URLs before
-# phones (URLs contain digits). Toll-free numbers (helplines) are not personal: kept.
-PII = (
-    ("[EMAIL]", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
-    ("[URL]", re.compile(r"\b(?:https?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)]|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|uk|info|biz)\b(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?", re.I)),
-    (
-        "[PHONE]",
-        re.compile(
-            r"(?<![\w+])(?:\+?1[\s.-]?)?(?!\(?8(?:00|88|77|66|55|44|33)\)?[\s.-]?\d{3}[\s.-]?\d{4})(?:\(\d{3}\)|\d{3})[\s.-]?\d{3}[\s.-]?\d{4}(?!\w)"
-            r"|\+(?!1[\s.-]?\(?8(?:00|88|77|66|55|44|33))\d{1,3}(?:[\s.-]?\d{2,4}){2,5}\b"
-        ),
-    ),
-    (
-        "[ADDRESS]",
-        re.compile(
-            r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|circle|parkway|highway)\b\.?"
-        ),
-    ),
-)
-
-
 def _heads(text: str) -> list[str]:
     """Words cut at the apostrophe: "I'm" -> "i", "you're" -> "you" (pronoun and stop-word lists)."""
     return [w.replace("’", "'").split("'")[0] for w in words(text)]
@@ -244,23 +227,17 @@ def crisis(record: dict, policy: str) -> Union[Drop, dict]:
     return {**record, "crisis": flagged}
 
 
-def scrub_pii(text: str) -> tuple[str, list[str]]:
-    """``text`` with PII replaced by placeholders, and the placeholders used, in order."""
-    found = []
-    for placeholder, pattern in PII:
-        text, n = pattern.subn(placeholder, text)
-        if n:
-            found.append(placeholder)
-    return text, found
-
-
-def pii(record: dict, policy: str) -> Union[None, Drop, dict]:
-    scrubbed = {f: scrub_pii(record[f]) for f in TEXT_FIELDS}
-    if not any(kinds for _, kinds in scrubbed.values()):
+def pii(record: dict, config: PiiConfig, policy: str) -> Union[None, Drop, dict]:
+    """Scrub every published text field (``scenario`` quotes the seed, which may be a user's own
+    text), or drop the pair naming the field and the PII types found, never the values."""
+    scrubbed = {f: scrub(record[f], config) for f in PII_FIELDS}
+    found = sum((counts for _, counts in scrubbed.values()), Counter())
+    if not found:
         return None
     if policy == "drop":
-        return Drop("pii", "; ".join(f"{f}: {' '.join(kinds)}" for f, (_, kinds) in scrubbed.items() if kinds))
-    return {**record, **{f: text for f, (text, _) in scrubbed.items()}}
+        detail = "; ".join(f"{f}: {', '.join(sorted(counts))}" for f, (_, counts) in scrubbed.items() if counts)
+        return Drop("pii", detail, pii_found=tuple(sorted(found.items())))
+    return {**record, **{f: text for f, (text, _) in scrubbed.items()}, PII_FOUND: tuple(sorted(found.items()))}
 
 
 def low_empathy(record: dict, min_empathy: float) -> Optional[Drop]:
@@ -284,7 +261,7 @@ def build_rules(params: FilterParams) -> list[Rule]:
         functools.partial(repetition, max_ratio=params.max_repetition_ratio),
         harmful_advice,
         functools.partial(crisis, policy=params.crisis_policy),
-        functools.partial(pii, policy=params.pii_policy),
+        functools.partial(pii, config=params.pii, policy=params.pii_policy),
     ]
     if params.min_empathy is not None:
         rules.append(functools.partial(low_empathy, min_empathy=params.min_empathy))
@@ -321,12 +298,15 @@ def corpus_record(record: dict) -> dict:
 def filter_pairs(records: Sequence[dict], params: FilterParams) -> tuple[list[dict], list[dict], dict]:
     """(corpus records, rejections, metrics) for the scored pairs."""
     kept, rejected = [], []
-    scrubbed = 0
-    for original, (record, drop) in zip(records, run_filters(records, build_rules(params)), strict=True):
+    scrubbed, dropped = Counter(), Counter()
+    scrubbed_records = 0
+    for record, drop in run_filters(records, build_rules(params)):
         if drop is not None:
             rejected.append(rejection(record["id"], STAGE, drop.reason, drop.detail))
+            dropped.update(dict(drop.pii_found))
             continue
-        scrubbed += any(record[f] != original[f] for f in TEXT_FIELDS)
+        scrubbed_records += PII_FOUND in record
+        scrubbed.update(dict(record.get(PII_FOUND, ())))
         kept.append(corpus_record(record))
     counts = Counter(r["reason"] for r in rejected)
     metrics = {
@@ -334,7 +314,10 @@ def filter_pairs(records: Sequence[dict], params: FilterParams) -> tuple[list[di
         "records_out": len(kept),
         "rejected": {reason: counts[reason] for reason in REASONS},
         "crisis_flagged": sum(r["crisis"] for r in kept),
-        "pii_scrubbed": scrubbed,
+        "pii_scrubbed": scrubbed_records,
+        # PII spans per type: replaced by placeholders in kept pairs / found in pairs dropped for PII
+        "pii_scrubbed_by_type": {kind: scrubbed[kind] for kind in PII_TYPES},
+        "pii_dropped_by_type": {kind: dropped[kind] for kind in PII_TYPES},
     }
     return kept, rejected, metrics
 

@@ -8,6 +8,7 @@ from synthempathy.errors import InputError
 from synthempathy.export import dataset_card, sft_records, write_parquet_atomic
 from synthempathy.io import write_jsonl_atomic
 from synthempathy.params import load_params
+from synthempathy.pii import PII_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,7 @@ def pair(i: int, category: str, **extra) -> dict:
 
 CORPUS = [pair(0, "School"), pair(1, "Work", crisis=True), pair(2, "School", note="only here")]
 METRICS = {
-    "metrics/filter.json": {"records_in": 5, "records_out": 3, "rejected": {"refusal": 2, "pii": 0}, "crisis_flagged": 1, "pii_scrubbed": 0, "funnel": {"counts": {"final": 3, "scenarios": 4, "stories": 8}}},
+    "metrics/filter.json": {"records_in": 5, "records_out": 3, "rejected": {"refusal": 2, "pii": 0}, "crisis_flagged": 1, "pii_scrubbed": 1, "pii_scrubbed_by_type": {**dict.fromkeys(PII_TYPES, 0), "phone": 2}, "pii_dropped_by_type": dict.fromkeys(PII_TYPES, 0), "funnel": {"counts": {"final": 3, "scenarios": 4, "stories": 8}}},
     "metrics/empathy.json": {"n": 5, "er": {"mean": 1.1}},
     "metrics/empathy_scorer.json": {"heldout_posts": 250, "heldout": {m: {"model": {"accuracy": 0.8, "macro_f1": f1}, "majority": {"accuracy": 0.6, "macro_f1": 0.25}} for m, f1 in [("er", 0.65), ("ip", 0.55), ("ex", 0.6)]}},
 }
@@ -79,7 +80,9 @@ def test_dataset_card_describes_corpus_sources_and_licences():
     card = dataset_card(CORPUS, METRICS, load_params(ROOT / "params.yaml"), "SmolLM2-135M-Instruct.Q4_1.gguf")
     assert card.startswith("---\n") and "path: synthempathy.parquet" in card
     assert "| School | 2 | 66.7% |" in card and "| Work | 1 | 33.3% |" in card
-    assert "| 3 | 1 | 0 |" in card  # pairs, crisis-flagged, PII-scrubbed
+    assert "| 3 | 1 | 1 |" in card  # pairs, crisis-flagged, PII-scrubbed
+    assert "| phone | `[PHONE]` | 2 | 0 |" in card and "| iban | `[IBAN]` | 0 | 0 |" in card  # per type: spans scrubbed, pairs dropped
+    assert "national formats of US, GB" in card
     assert "| 1.2 | 0.4 | 1.6 | 1.067 |" in card  # mean ER, IP, EX, empathy
     assert "| er.mean | 1.1 |" in card
     assert "| ER | 0.8 | 0.65 | 0.25 |" in card and "| EX | 0.8 | 0.6 | 0.25 |" in card
@@ -94,5 +97,8 @@ def test_dataset_card_rejects_stale_metrics():
     stale = {**METRICS, "metrics/filter.json": {**METRICS["metrics/filter.json"], "records_out": 7}}
     with pytest.raises(InputError, match="records_out"):
         dataset_card(CORPUS, stale, load_params(ROOT / "params.yaml"), "model.gguf")
+    no_pii_counts = {k: v for k, v in METRICS["metrics/filter.json"].items() if k != "pii_scrubbed_by_type"}
+    with pytest.raises(InputError, match="metrics/filter.json: no pii_scrubbed_by_type; rerun"):
+        dataset_card(CORPUS, {**METRICS, "metrics/filter.json": no_pii_counts}, load_params(ROOT / "params.yaml"), "model.gguf")
     with pytest.raises(InputError, match="metrics/filter.json: no funnel.counts"):
         dataset_card(CORPUS, {**METRICS, "metrics/filter.json": {"records_out": 3}}, load_params(ROOT / "params.yaml"), "model.gguf")
