@@ -65,7 +65,7 @@ class PiiConfig:
     phone_regions: tuple[str, ...]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Span:
     start: int
     end: int
@@ -242,7 +242,8 @@ HINTS: dict[str, re.Pattern] = {
     "credit_card": _DIGIT,
     "iban": _DIGIT,
     "ip_address": _DIGIT,
-    "phone": re.compile(r"\d(?:\D{0,3}\d){6}"),  # 7 digits close together: no phone has fewer
+    # 7 digits close together, country code included: only a few small countries have shorter numbers
+    "phone": re.compile(r"\d(?:\D{0,3}\d){6}"),
     "handle": re.compile(rf"@|u/|\b(?:{PLATFORMS})\b", re.IGNORECASE),
     "address": _DIGIT,
 }
@@ -262,12 +263,15 @@ def resolve_overlaps(spans: Sequence[Span]) -> list[Span]:
 
 def find_pii(text: str, config: PiiConfig) -> list[Span]:
     """Non-overlapping PII spans in ``text``, in order."""
-    hints: dict[re.Pattern, bool] = {}  # patterns shared by several types are searched once
+    hinted: dict[re.Pattern, bool] = {}  # a hint shared by several types is searched once
     spans = []
     for kind in config.types:
         hint = HINTS.get(kind)
-        if hint is not None and hints.setdefault(hint, hint.search(text) is not None) is False:
-            continue
+        if hint is not None:
+            if hint not in hinted:
+                hinted[hint] = hint.search(text) is not None
+            if not hinted[hint]:
+                continue
         spans += [Span(start, end, kind) for start, end in RECOGNIZERS[kind](text, config)]
     return resolve_overlaps(spans)
 
