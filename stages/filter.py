@@ -49,6 +49,8 @@ def main() -> None:
     by_stage = dict(sorted(Counter(r["stage"] for r in all_rejected).items()))
     write_json_atomic(METRICS, {**metrics, "funnel": funnel, "rejected_by_stage": by_stage})
     log.info("kept %d of %d pairs; rejected: %s", len(kept), metrics["records_in"], {k: v for k, v in metrics["rejected"].items() if v})
+    found = metrics["pii_scrubbed_by_type" if params.pii_policy == "scrub" else "pii_dropped_by_type"]
+    log.info("PII spans (filter.pii_policy: %s): %s", params.pii_policy, {k: v for k, v in found.items() if v})
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def pii_section(metrics: Mapping[str, Mapping], filter_file: str, params: Params
         f"Personal data in `scenario`, `story`, `explanation` and `response` is {how} (`filter.pii_policy: {p.pii_policy}`). "
         f"Phone numbers count in international format and in the national formats of {', '.join(p.pii_phone_regions)}; "
         "toll-free and other service numbers (helplines) are kept.\n\n"
-        + _table(["type", "placeholder", "spans scrubbed", "pairs dropped"], rows)
+        + _table(["type", "placeholder", "spans scrubbed", "spans in dropped pairs"], rows)
     )
 
 

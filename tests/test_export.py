@@ -81,7 +81,7 @@ def test_dataset_card_describes_corpus_sources_and_licences():
     assert card.startswith("---\n") and "path: synthempathy.parquet" in card
     assert "| School | 2 | 66.7% |" in card and "| Work | 1 | 33.3% |" in card
     assert "| 3 | 1 | 1 |" in card  # pairs, crisis-flagged, PII-scrubbed
-    assert "| phone | `[PHONE]` | 2 | 0 |" in card and "| iban | `[IBAN]` | 0 | 0 |" in card  # per type: spans scrubbed, pairs dropped
+    assert "| phone | `[PHONE]` | 2 | 0 |" in card and "| iban | `[IBAN]` | 0 | 0 |" in card  # per type: spans scrubbed, spans in dropped pairs
     assert "national formats of US, GB" in card
     assert "| 1.2 | 0.4 | 1.6 | 1.067 |" in card  # mean ER, IP, EX, empathy
     assert "| er.mean | 1.1 |" in card
