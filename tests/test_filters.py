@@ -261,3 +261,35 @@ def test_stage_merges_every_rejection_and_counts_the_funnel(tmp_path, monkeypatc
         stage.main()
     assert exit_.value.code == 2
     assert "data/scored.jsonl:1: missing field(s) response_finish_reason" in capsys.readouterr().err
+
+
+def test_stage_scrubs_pii_counts_it_and_rebuilds_the_same_bytes(tmp_path, monkeypatch):
+    from stages import filter as stage
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    for name in ("scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned"):
+        write_jsonl(tmp_path / f"data/{name}.jsonl", [{"id": "x"}])
+    write_jsonl(tmp_path / "data/scored.jsonl", [record(scenario="my ex keeps calling 07911 123456", response=RESPONSE + " Or text 988, or reach me at ana.k@mail.com.")])
+    stage.main()
+    outputs = [Path(p).read_bytes() for p in ("data/corpus/synthempathy.jsonl", "metrics/filter.json")]
+    (corpus,) = [json.loads(line) for line in open("data/corpus/synthempathy.jsonl")]
+    assert corpus["scenario"] == "my ex keeps calling [PHONE]" and corpus["response"].endswith("Or text 988, or reach me at [EMAIL].")
+    assert "pii_found" not in corpus
+    metrics = json.loads(open("metrics/filter.json").read())
+    assert metrics["pii_scrubbed"] == 1 and {k: v for k, v in metrics["pii_scrubbed_by_type"].items() if v} == {"email": 1, "phone": 1}
+    stage.main()
+    assert [Path(p).read_bytes() for p in ("data/corpus/synthempathy.jsonl", "metrics/filter.json")] == outputs
+
+
+def test_stage_with_an_unknown_pii_type_stops_with_one_line(tmp_path, monkeypatch, capsys):
+    from stages import filter as stage
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("pii_types: [email,", "pii_types: [passport,"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        stage.main()
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err
+    assert err.startswith("error: params.yaml: filter.pii_types: Input should be 'email', 'url',") and "got 'passport'" in err
+    assert not (tmp_path / "data/corpus/synthempathy.jsonl").exists()
