@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from synthempathy.empathy import EPITOME_FILES, load_epitome_file
+from synthempathy.empathy import load_epitome_file
 from synthempathy.errors import InputError
 from synthempathy.pii import Span
 from synthempathy.scenarios import load_sad
@@ -83,8 +83,10 @@ def real_texts(n: int, seed: int, sad: str | Path = SAD, epitome_dir: str | Path
     text once), picked by a seeded sample: the same list on every run."""
     sentences = sorted({" ".join(s.split()) for s in load_sad(sad)["sentence"]} - {""})
     posts: set[str] = set()
-    for name in EPITOME_FILES.values():
-        frame = load_epitome_file(Path(epitome_dir) / name)
+    for path in sorted(Path(epitome_dir).glob("*.csv")):  # the ER, IP and EX files share most posts
+        frame = load_epitome_file(path)
         posts.update(frame["seeker"], frame["response"])
+    if not posts:
+        raise InputError(f"{epitome_dir}: no EPITOME CSV files; see data/external/epitome/README.md")
     rng = random.Random(seed)
     return rng.sample(sentences, n // 2) + rng.sample(sorted(posts), n - n // 2)

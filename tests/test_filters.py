@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import stage_argv
+
 from synthempathy import filters as F
 from synthempathy.params import FilterParams
 from synthempathy.pii import PII_TYPES
@@ -122,8 +124,13 @@ def test_look_alikes_pass(changes):
     assert verdict(record(**changes))[1] is None
 
 
-def test_every_reason_is_declared():
-    assert {"truncated", "pii", "crisis_excluded", "harmful_advice", "low_empathy"} <= set(F.REASONS)
+def test_every_reason_is_declared_and_an_undeclared_one_is_an_error():
+    reasons = F.declared_reasons(F.build_rules(PARAMS))
+    assert {"truncated", "pii", "crisis_excluded", "harmful_advice", "low_empathy"} <= set(reasons)
+    assert len(set(reasons)) == len(reasons)
+    rules = [F.Rule(("truncated",), lambda r: F.Drop("made_up", "a reason no rule declares"))]
+    with pytest.raises(ValueError, match="'made_up' is not declared"):
+        F.filter_pairs([record()], PARAMS.model_copy(), rules=rules)
 
 
 CRISIS_EXPLANATION = (
@@ -203,7 +210,8 @@ def test_filter_pairs_output_fields_and_metrics():
         record(id="sad-2-s0", response=RESPONSE + " Reach me at a@b.com or b@c.org, or @ana_k."),
         record(id="sad-3-s0", scenario="my ex posts my address, 42 Elm Street"),
     ]
-    kept, rejected, metrics = F.filter_pairs(recs, PARAMS)
+    result = F.filter_pairs(recs, PARAMS)
+    kept, rejected, metrics = result.kept, result.rejected, result.metrics()
     assert list(kept[0]) == [*F.CORPUS_FIELDS, *F.EMPATHY_FIELDS, "crisis"]
     assert list(kept[1]) == [*F.CORPUS_FIELDS, "crisis"]  # no scores: no empathy fields; no pii_found
     assert rejected == [{"id": "sad-1-s1", "stage": "filter", "reason": "truncated", "detail": "response hit max_tokens"}]
@@ -213,7 +221,8 @@ def test_filter_pairs_output_fields_and_metrics():
     assert {k: v for k, v in metrics["pii_scrubbed_by_type"].items() if v} == {"email": 2, "handle": 1, "address": 1}
     assert not any(metrics["pii_dropped_by_type"].values())
 
-    kept, rejected, metrics = F.filter_pairs(recs, PARAMS.model_copy(update={"pii_policy": "drop"}))
+    result = F.filter_pairs(recs, PARAMS.model_copy(update={"pii_policy": "drop"}))
+    kept, rejected, metrics = result.kept, result.rejected, result.metrics()
     assert [r["id"] for r in kept] == ["sad-1-s0"]
     assert [(r["id"], r["reason"], r["detail"]) for r in rejected[1:]] == [("sad-2-s0", "pii", "response: email, handle"), ("sad-3-s0", "pii", "scenario: address")]
     assert {k: v for k, v in metrics["pii_dropped_by_type"].items() if v} == {"email": 2, "handle": 1, "address": 1}
@@ -224,7 +233,11 @@ def test_merge_and_funnel():
     merged = F.merge_rejections([[{"id": "sad-10-s0", "stage": "dedup"}, {"id": "sad-2-s1", "stage": "dedup"}], [{"id": "sad-2-s1", "stage": "filter"}, {"id": "sad-9", "stage": "filter"}]])
     assert [(r["id"], r["stage"]) for r in merged] == [("sad-2-s1", "dedup"), ("sad-2-s1", "filter"), ("sad-9", "filter"), ("sad-10-s0", "dedup")]
     funnel = F.retention_funnel({"scenarios": 4, "stories": 8, "pairs": 6, "final": 0})
-    assert funnel == {"counts": {"scenarios": 4, "stories": 8, "pairs": 6, "final": 0}, "ratio_to_previous": {"stories": 2.0, "pairs": 0.75, "final": 0.0}}
+    assert funnel == {
+        "steps": ["scenarios", "stories", "pairs", "final"],
+        "counts": {"scenarios": 4, "stories": 8, "pairs": 6, "final": 0},
+        "ratio_to_previous": {"stories": 2.0, "pairs": 0.75, "final": 0.0},
+    }
 
 
 def write_jsonl(path, records):
@@ -240,10 +253,12 @@ def test_stage_merges_every_rejection_and_counts_the_funnel(tmp_path, monkeypatc
     data = tmp_path / "data"
     for name, n in [("scenarios", 2), ("stories", 4), ("stories_dedup", 3), ("explanations", 3), ("pairs", 3), ("aligned", 2)]:
         write_jsonl(data / f"{name}.jsonl", [{"id": f"x{i}"} for i in range(n)])
+    for name in ("brainstorm", "rewrite", "respond"):
+        write_jsonl(data / f"rejected/{name}.jsonl", [])
     write_jsonl(data / "rejected/dedup.jsonl", [{"id": "sad-3-s1", "stage": "dedup", "reason": "exact_duplicate", "detail": ""}])
     write_jsonl(data / "rejected/align.jsonl", [{"id": "sad-1-s1", "stage": "align", "reason": "near_duplicate", "detail": ""}])
     write_jsonl(data / "scored.jsonl", [record(id="sad-1-s0"), record(id="sad-2-s0", response_finish_reason="length")])
-    stage.main()
+    stage.main(stage_argv("filter"))
     corpus = [json.loads(line) for line in open("data/corpus/synthempathy.jsonl")]
     assert [r["id"] for r in corpus] == ["sad-1-s0"]
     rejected = [json.loads(line) for line in open("data/rejected.jsonl")]
@@ -253,12 +268,13 @@ def test_stage_merges_every_rejection_and_counts_the_funnel(tmp_path, monkeypatc
         ("sad-3-s1", "dedup", "exact_duplicate"),
     ]
     metrics = json.loads(open("metrics/filter.json").read())
+    assert metrics["funnel"]["steps"] == ["scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned", "scored", "final"]
     assert metrics["funnel"]["counts"] == {"scenarios": 2, "stories": 4, "stories_dedup": 3, "explanations": 3, "pairs": 3, "aligned": 2, "scored": 2, "final": 1}
     assert metrics["rejected_by_stage"] == {"align": 1, "dedup": 1, "filter": 1}
 
     write_jsonl(data / "scored.jsonl", [{k: v for k, v in record().items() if k != "response_finish_reason"}])
     with pytest.raises(SystemExit) as exit_:
-        stage.main()
+        stage.main(stage_argv("filter"))
     assert exit_.value.code == 2
     assert "data/scored.jsonl:1: missing field(s) response_finish_reason" in capsys.readouterr().err
 
@@ -270,15 +286,17 @@ def test_stage_scrubs_pii_counts_it_and_rebuilds_the_same_bytes(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     for name in ("scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned"):
         write_jsonl(tmp_path / f"data/{name}.jsonl", [{"id": "x"}])
+    for name in ("brainstorm", "dedup", "rewrite", "respond", "align"):
+        write_jsonl(tmp_path / f"data/rejected/{name}.jsonl", [])
     write_jsonl(tmp_path / "data/scored.jsonl", [record(scenario="my ex keeps calling 07911 123456", response=RESPONSE + " Or text 988, or reach me at ana.k@mail.com.")])
-    stage.main()
+    stage.main(stage_argv("filter"))
     outputs = [Path(p).read_bytes() for p in ("data/corpus/synthempathy.jsonl", "metrics/filter.json")]
     (corpus,) = [json.loads(line) for line in open("data/corpus/synthempathy.jsonl")]
     assert corpus["scenario"] == "my ex keeps calling [PHONE]" and corpus["response"].endswith("Or text 988, or reach me at [EMAIL].")
     assert "pii_found" not in corpus
     metrics = json.loads(open("metrics/filter.json").read())
     assert metrics["pii_scrubbed"] == 1 and {k: v for k, v in metrics["pii_scrubbed_by_type"].items() if v} == {"email": 1, "phone": 1}
-    stage.main()
+    stage.main(stage_argv("filter"))
     assert [Path(p).read_bytes() for p in ("data/corpus/synthempathy.jsonl", "metrics/filter.json")] == outputs
 
 
@@ -288,7 +306,7 @@ def test_stage_with_an_unknown_pii_type_stops_with_one_line(tmp_path, monkeypatc
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("pii_types: [email,", "pii_types: [passport,"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        stage.main()
+        stage.main(stage_argv("filter"))
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and "\n" not in err
     assert err.startswith("error: params.yaml: filter.pii_types: Input should be 'email', 'url',") and "got 'passport'" in err
