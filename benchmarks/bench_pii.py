@@ -19,7 +19,7 @@ import functools
 import random
 import re
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from benchmarks.common import busy, header, table, write_result
 from synthempathy.params import load_params
@@ -32,7 +32,13 @@ PAPER_TEXTS = 210_000  # 105k pairs x (explanation, response)
 # The scrubber this issue replaced (synthempathy/filters.py before issue 19), kept as the baseline.
 LEGACY_PII = (
     ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
-    ("url", re.compile(r"\b(?:https?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)]|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|uk|info|biz)\b(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?", re.I)),
+    (
+        "url",
+        re.compile(
+            r"\b(?:https?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)]|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|uk|info|biz)\b(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?",
+            re.I,
+        ),
+    ),
     (
         "phone",
         re.compile(
@@ -40,10 +46,23 @@ LEGACY_PII = (
             r"|\+(?!1[\s.-]?\(?8(?:00|88|77|66|55|44|33))\d{1,3}(?:[\s.-]?\d{2,4}){2,5}\b"
         ),
     ),
-    ("address", re.compile(r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|circle|parkway|highway)\b\.?")),
+    (
+        "address",
+        re.compile(
+            r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|circle|parkway|highway)\b\.?"
+        ),
+    ),
 )
 LEGACY_PLACEHOLDERS = {"email": "[EMAIL]", "url": "[URL]", "phone": "[PHONE]", "address": "[ADDRESS]"}
-PRESIDIO_TYPES = {"EMAIL_ADDRESS": "email", "URL": "url", "US_SSN": "ssn", "CREDIT_CARD": "credit_card", "IBAN_CODE": "iban", "IP_ADDRESS": "ip_address", "PHONE_NUMBER": "phone"}
+PRESIDIO_TYPES = {
+    "EMAIL_ADDRESS": "email",
+    "URL": "url",
+    "US_SSN": "ssn",
+    "CREDIT_CARD": "credit_card",
+    "IBAN_CODE": "iban",
+    "IP_ADDRESS": "ip_address",
+    "PHONE_NUMBER": "phone",
+}
 
 
 def legacy_scrub(text: str) -> str:
@@ -61,7 +80,15 @@ def presidio_scrubber() -> tuple[Callable[[str], list[Span]], Callable[[str], st
     model installs from PyPI), and its anonymizer replacing each entity with our placeholder."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NoOpNlpEngine
-    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer, UrlRecognizer, UsSsnRecognizer
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        UrlRecognizer,
+        UsSsnRecognizer,
+    )
     from presidio_anonymizer import AnonymizerEngine
     from presidio_anonymizer.entities import OperatorConfig
 

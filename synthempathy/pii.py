@@ -25,8 +25,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberMatcher, PhoneNumberType
@@ -53,7 +53,9 @@ MIN_UNVALIDATED_PHONE_DIGITS = 10  # a merely "possible" number needs a full nat
 # that are English words or chat typos ("sad.be", "day.my", "ok.so") would scrub real sentences.
 BARE_DOMAIN_TLDS = "com|org|net|edu|gov|io|co|uk|us|ca|au|nz|ie|de|fr|ly|info|biz|app|dev|xyz"
 # Mail domains that make "jane at gmail.com" an email although only the "at" is spelled out.
-MAIL_PROVIDERS = frozenset({"gmail", "googlemail", "yahoo", "hotmail", "outlook", "live", "msn", "icloud", "me", "aol", "proton", "protonmail", "gmx", "mail", "yandex", "zoho"})
+MAIL_PROVIDERS = frozenset(
+    {"gmail", "googlemail", "yahoo", "hotmail", "outlook", "live", "msn", "icloud", "me", "aol", "proton", "protonmail", "gmx", "mail", "yandex", "zoho"}
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,9 @@ Recognizer = Callable[[str, PiiConfig], Iterator[tuple[int, int]]]
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
 # Words that are never the name or mail domain of a spelled-out address: "worked at a dot com
 # startup", "I was at the dot com office".
-FUNCTION_WORDS = frozenset("a an the this that these those my your his her its our their me you him us them i we he she it they was is are were be been am".split())
+FUNCTION_WORDS = frozenset(
+    "a an the this that these those my your his her its our their me you him us them i we he she it they was is are were be been am".split()
+)
 _AT = r"\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+|\s*@\s*"
 _DOT = r"\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+|\."
 SPELLED_EMAIL = re.compile(
@@ -171,7 +175,9 @@ def _service_number(match: phonenumbers.PhoneNumberMatch) -> bool:
     if phonenumbers.number_type(number) not in SERVICE_NUMBER_TYPES or not phonenumbers.is_valid_number(number):
         return False
     written = _digits(match.raw_string)
-    return written in {_digits(phonenumbers.format_number(number, fmt)) for fmt in (phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.E164)}
+    return written in {
+        _digits(phonenumbers.format_number(number, fmt)) for fmt in (phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.E164)
+    }
 
 
 def phones(text: str, config: PiiConfig) -> Iterator[tuple[int, int]]:

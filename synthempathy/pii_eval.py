@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from synthempathy.empathy import load_epitome_file
 from synthempathy.errors import InputError
@@ -38,7 +38,7 @@ def load_probes(path: str | Path = PROBES) -> list[Probe]:
     for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         row = json.loads(line)
         spans = tuple(Span(s["start"], s["end"], s["type"]) for s in row["pii"])
-        for span, labelled in zip(spans, row["pii"]):
+        for span, labelled in zip(spans, row["pii"], strict=True):
             if row["text"][span.start : span.end] != labelled["value"]:
                 raise InputError(f"{path}:{line_no}: span {span.start}:{span.end} is not {labelled['value']!r}; fix the offsets")
         probes.append(Probe(row["text"], spans, row.get("note", "")))
@@ -72,7 +72,7 @@ def score_probes(probes: Sequence[Probe], find: Finder) -> ProbeScores:
             total[label.type] = total.get(label.type, 0) + 1
             hit = any(s.type == label.type and s.start <= label.start and s.end >= label.end for s in spans)
             found[label.type] = found.get(label.type, 0) + hit
-        extra += [(probe.text, probe.text[s.start : s.end]) for s in spans if not any(s.start < l.end and l.start < s.end for l in probe.pii)]
+        extra += [(probe.text, probe.text[s.start : s.end]) for s in spans if not any(s.start < label.end and label.start < s.end for label in probe.pii)]
         if not probe.pii and spans:
             changed.append(probe.text)
     return ProbeScores(found, total, extra, sum(not p.pii for p in probes), changed)
