@@ -42,6 +42,8 @@ def main(paths) -> None:
     metrics = result.metrics()
     write_json_atomic(paths.metrics, {**metrics, "funnel": funnel, "rejected_by_stage": by_stage})
     log.info("kept %d of %d pairs; rejected: %s", len(result.kept), len(result.rejected) + len(result.kept), {k: v for k, v in metrics["rejected"].items() if v})
+    found = metrics["pii_scrubbed_by_type" if params.pii_policy == "scrub" else "pii_dropped_by_type"]
+    log.info("PII spans (filter.pii_policy: %s): %s", params.pii_policy, {k: v for k, v in found.items() if v})
 
 
 if __name__ == "__main__":
