@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-LLAMA_CPP_VERSION := 0.3.36
+# The version synthempathy/llm/llama_cpp_internals.py is ported to (stated there once).
+LLAMA_CPP_VERSION := $(shell sed -n 's/^LLAMA_CPP_VERSION = "\(.*\)"$$/\1/p' synthempathy/llm/llama_cpp_internals.py)
 SMOLLM2_VERSION := 0.1.2
 
 # llama-cpp-python ships only as source. Its default -march=native build segfaults on CPUs with
