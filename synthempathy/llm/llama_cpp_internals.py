@@ -24,15 +24,20 @@ token for token) and tests/test_chat_templates.py.
    seeded from ``Llama.set_seed``.
 4. ``open_batch_context``: ``Llama.context_params`` (the ``llama_context_params`` the single stream
    was created with).
-5. ``pending_utf8_bytes``, ``drops_leading_space`` and ``token_piece``: the incomplete-UTF-8 wait in
+5. ``load_vocab``: ``Llama(vocab_only=True)`` still creates a context and llama.cpp warns through
+   llama-cpp-python's log callback, which prints to ``sys.stderr`` (llama_cpp/_logger.py).
+6. ``pending_utf8_bytes``, ``drops_leading_space`` and ``token_piece``: the incomplete-UTF-8 wait in
    ``Llama._create_completion`` (copied byte rule), the leading space ``LlamaTokenizer.detokenize``
    drops after a BOS, and ``llama_token_to_piece`` with special tokens rendered empty.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.metadata
+import io
+from pathlib import Path
 from typing import NoReturn
 
 import llama_cpp
@@ -103,6 +108,13 @@ def template_source(llm: Llama, chat_format: str | None) -> str | None:
     if _GGUF_TEMPLATE in llm._chat_handlers:
         return f"gguf, recognised as llama-cpp-python's built-in {llm.chat_format!r}"
     return None
+
+
+def load_vocab(path: Path, chat_format: str | None) -> Llama:
+    """The GGUF's tokenizer and chat templates without its weights (a fraction of a second for
+    a 7B file): enough to render and count prompts. Its spurious context warning is dropped."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        return Llama(model_path=str(path), vocab_only=True, chat_format=chat_format, verbose=False)
 
 
 def new_sampler(llm: Llama, arguments: dict):

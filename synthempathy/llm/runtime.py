@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 
 from synthempathy.llm.cache import LLMCache
+from synthempathy.llm.chat import ChatPrompter
 from synthempathy.llm.generator import CachedGenerator
 from synthempathy.llm.llama import LlamaBackend
 from synthempathy.llm.models import file_sha256, resolve_model_path
@@ -48,4 +49,5 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
         from synthempathy.llm.ray_engine import RayEngine  # which imports ray only when it starts
 
         engine = RayEngine(factory, params.generation, params.model)
-    return CachedGenerator(factory, cache or LLMCache(), fingerprint, plan, engine)
+    prompter = ChatPrompter(path, params.model)  # bad model params stop here, before any worker starts
+    return CachedGenerator(factory, cache or LLMCache(), fingerprint, plan, engine, prompter)
