@@ -14,7 +14,7 @@ from pathlib import Path
 import gguf
 import pytest
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
-from test_pipeline import make_repo, run
+from helpers import make_repo, run
 
 from synthempathy.errors import InputError
 from synthempathy.generation import build_requests, expand_scenarios
@@ -22,7 +22,6 @@ from synthempathy.llm.cache import LLMCache
 from synthempathy.llm.chat import ChatPrompter, fold_system, offloaded_layers
 from synthempathy.llm.llama_cpp_internals import completion_arguments, load_vocab
 from synthempathy.llm.llama import chat_arguments
-from synthempathy.llm.models import resolve_model_path
 from synthempathy.llm.runtime import open_generator
 from synthempathy.params import load_params
 from synthempathy.prompts import load_prompt
@@ -57,12 +56,11 @@ def template(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def gguf_copy(tmp_path_factory):
+def gguf_copy(tmp_path_factory, model_path):
     """``gguf_copy(key, chat_template=None, remove=())``: a copy of the embedded GGUF with that
     chat template (or its template removed), made once per session with gguf-new-metadata's own
     copy function (one reader for all copies: ~100 MB each)."""
-    source = resolve_model_path("default")
-    reader = gguf.GGUFReader(source, "r")
+    reader = gguf.GGUFReader(model_path, "r")
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
     folder, made = tmp_path_factory.mktemp("gguf"), {}
 
@@ -155,14 +153,14 @@ def test_fold_rule():
     assert fold_system((("system", "S"), ("assistant", "A"), ("user", "U"))) == (("assistant", "A"), ("user", "S\n\nU"))
 
 
-def test_default_model_sends_requests_unchanged_so_cache_keys_stay(tmp_path):
+def test_default_model_sends_requests_unchanged_so_cache_keys_stay(model_path):
     requests = brainstorm_requests(3)
-    prompter = ChatPrompter(resolve_model_path("default"), load_params().model)
+    prompter = ChatPrompter(model_path, load_params().model)
     assert prompter.prepare(requests) == requests and not prompter.folds_system
 
 
-def test_facts_describe_the_gguf_and_land_in_the_stage_log(tmp_path):
-    facts = ChatPrompter(resolve_model_path("default"), load_params().model).facts
+def test_facts_describe_the_gguf(model_path):
+    facts = ChatPrompter(model_path, load_params().model).facts
     assert facts["architecture"] == "llama" and facts["quantization"] == "Q4_1" and facts["trained_context"] == 8192
     assert 130e6 < facts["parameters"] < 140e6 and facts["chat_template"] == "gguf" and facts["layers_offloaded"] == "0/31"
 
@@ -179,11 +177,11 @@ def test_offloaded_layers_clamps_and_warns(n_gpu_layers, gpu_build, expected, wa
 # --- prompt budget ---------------------------------------------------------------------------
 
 
-def test_prompt_budget_fits_exactly_and_fails_one_token_over():
+def test_prompt_budget_fits_exactly_and_fails_one_token_over(model_path):
     model = load_params().model.model_copy(update={"n_ctx": 512})
-    prompter = ChatPrompter(resolve_model_path("default"), model)
+    prompter = ChatPrompter(model_path, model)
     request = brainstorm_requests(1)[0]
-    _, n_prompt = rendered(resolve_model_path("default"), request)
+    _, n_prompt = rendered(model_path, request)
     prompter.check_budget([dataclasses.replace(request, max_tokens=512 - n_prompt)], "brainstorm")
     with pytest.raises(InputError) as error:
         prompter.check_budget([dataclasses.replace(request, max_tokens=513 - n_prompt)], "brainstorm")
@@ -193,8 +191,8 @@ def test_prompt_budget_fits_exactly_and_fails_one_token_over():
     )
 
 
-def test_an_oversized_request_stops_the_stage_before_anything_is_decoded(tmp_path):
-    params = params_for(resolve_model_path("default"), batch_size=2)
+def test_an_oversized_request_stops_the_stage_before_anything_is_decoded(tmp_path, model_path):
+    params = params_for(model_path, batch_size=2)
     requests = brainstorm_requests(3, max_tokens=490)  # ~95 prompt tokens + 490 > 512
     generator = open_generator(params, LLMCache(tmp_path))
     with pytest.raises(InputError, match=r"record sad-7-s0: prompt \d+ tokens \+ brainstorm.max_tokens 490 = \d+ > model.n_ctx 512"):
@@ -203,10 +201,10 @@ def test_an_oversized_request_stops_the_stage_before_anything_is_decoded(tmp_pat
     assert sqlite3.connect(tmp_path / "completions.sqlite3").execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 0
 
 
-def test_n_ctx_above_the_trained_context_is_an_error():
+def test_n_ctx_above_the_trained_context_is_an_error(model_path):
     model = load_params().model.model_copy(update={"n_ctx": 16384})
     with pytest.raises(InputError, match="model.n_ctx=16384 exceeds the 8192 tokens SmolLM2-135M-Instruct.Q4_1.gguf was trained on; set model.n_ctx <= 8192"):
-        ChatPrompter(resolve_model_path("default"), model)
+        ChatPrompter(model_path, model)
 
 
 # --- the stage, as a user runs it ------------------------------------------------------------

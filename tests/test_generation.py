@@ -2,17 +2,18 @@
 
 import pytest
 
+from helpers import TINY_MODEL, CrashAfter
+
 from synthempathy.errors import InputError
 from synthempathy.generation import attach_completions, build_requests, clean_generation, expand_scenarios
 from synthempathy.llm.cache import LLMCache, cache_key
-from synthempathy.llm.generator import CachedGenerator
+from synthempathy.llm.generator import CachedGenerator, LocalEngine
 from synthempathy.llm.llama import LlamaBackend
 from synthempathy.llm.models import resolve_model_path
 from synthempathy.llm.types import Completion
-from synthempathy.params import ModelParams, SamplingParams
+from synthempathy.params import SamplingParams
 from synthempathy.prompts import Prompt, load_prompt
 
-TINY_MODEL = ModelParams(path="default", n_ctx=512, n_threads=1, n_gpu_layers=0, chat_format=None)
 TINY_SAMPLING = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=12, repeat_penalty=1.1)
 SCENARIOS = [
     {"id": "sad-1", "text": "2 of my foster kittens died", "category": "Emotional Turmoil", "severity": 8.2},
@@ -29,18 +30,6 @@ def story_requests(n_stories=2):
     return build_requests(expand_scenarios(SCENARIOS, n_stories), load_prompt("brainstorm"), TINY_SAMPLING, 2025, "brainstorm")
 
 
-class CrashAfter:
-    """Wraps a backend and dies after ``n`` completions, as a killed run would."""
-
-    def __init__(self, inner, n):
-        self.inner, self.n, self.seen = inner, n, []
-
-    def generate(self, requests):
-        self.seen.extend(r.id for r in requests)
-        for i, completion in enumerate(self.inner.generate(requests)):
-            if i == self.n:
-                raise KeyboardInterrupt("killed")
-            yield completion
 
 
 def test_expand_and_requests_have_stable_ids_and_seeds():
@@ -94,19 +83,19 @@ def test_cache_key_covers_model_sampling_and_seed():
 def test_killed_run_resumes_without_redoing_calls_and_ends_identical(tmp_path, backend):
     requests = story_requests(2)
     fingerprint = {"sha256": "test", "chat_format": None, "gpu": False, "batch_size": 1}
-    reference = CachedGenerator(lambda: backend, LLMCache(tmp_path / "a"), fingerprint).generate(requests)
+    reference = CachedGenerator(LocalEngine(lambda: backend), LLMCache(tmp_path / "a"), fingerprint).generate(requests)
     assert all(c.text for c in reference) and {c.finish_reason for c in reference} <= {"stop", "length"}
 
     crashing = CrashAfter(backend, 2)
     with pytest.raises(KeyboardInterrupt):
-        CachedGenerator(lambda: crashing, LLMCache(tmp_path / "b"), fingerprint).generate(requests)
+        CachedGenerator(LocalEngine(lambda: crashing), LLMCache(tmp_path / "b"), fingerprint).generate(requests)
     resumed_backend = CrashAfter(backend, 99)
-    resumed = CachedGenerator(lambda: resumed_backend, LLMCache(tmp_path / "b"), fingerprint).generate(requests)
+    resumed = CachedGenerator(LocalEngine(lambda: resumed_backend), LLMCache(tmp_path / "b"), fingerprint).generate(requests)
     assert resumed == reference
     assert resumed_backend.seen == [r.id for r in requests[2:]]  # finished calls were not redone
 
     rerun_backend = CrashAfter(backend, 0)  # a fully cached rerun never reaches the backend
-    assert CachedGenerator(lambda: rerun_backend, LLMCache(tmp_path / "b"), fingerprint).generate(requests) == reference
+    assert CachedGenerator(LocalEngine(lambda: rerun_backend), LLMCache(tmp_path / "b"), fingerprint).generate(requests) == reference
     assert rerun_backend.seen == []
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from synthempathy.llm.cache import LLMCache
 from synthempathy.llm.chat import ChatPrompter
-from synthempathy.llm.generator import CachedGenerator
+from synthempathy.llm.generator import CachedGenerator, LocalEngine
 from synthempathy.llm.llama import LlamaBackend
 from synthempathy.llm.models import file_sha256, resolve_model_path
 from synthempathy.llm.shards import ShardPlan
@@ -44,10 +44,11 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
     batch_size = params.generation.batch_size
     plan = ShardPlan.for_batch(batch_size) if batch_size > 1 else None
     factory = functools.partial(open_backend, params, path)  # picklable, for Ray workers
-    engine = None
     if params.generation.engine == "ray":
         from synthempathy.llm.ray_engine import RayEngine  # which imports ray only when it starts
 
         engine = RayEngine(factory, params.generation, params.model)
+    else:
+        engine = LocalEngine(factory)
     prompter = ChatPrompter(path, params.model)  # bad model params stop here, before any worker starts
-    return CachedGenerator(factory, cache or LLMCache(), fingerprint, plan, engine, prompter)
+    return CachedGenerator(engine, cache or LLMCache(), fingerprint, plan, prompter)
