@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray repro test test-slow bench sampling-search clean-venv
+.PHONY: setup setup-ray repro test test-slow bench gpu-check sampling-search clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -55,6 +55,12 @@ test-slow: setup setup-ray
 
 bench: setup setup-ray
 	$(BIN)/python -m benchmarks.run
+
+# The paper's setup on a CUDA machine, one prepared run (< 10 min on one H200): a Mistral-7B-shaped
+# Q4_K_M GGUF, the pipeline vs llama-batched-bench at batch 1-64, paper-scale hours; writes
+# benchmarks/results/gpu.md. README: "Running the paper's setup on a GPU".
+gpu-check: setup llama-tools
+	$(BIN)/python -m benchmarks.gpu_check
 
 # Brainstorm temperature x top_p grid as DVC experiments (README: "Choosing brainstorm sampling");
 # e.g. make sampling-search SEARCH_ARGS="--apply --extra -S scenarios.n_per_category=2"

@@ -131,6 +131,13 @@ class ChatPrompter:
     def _render(self, request: Request) -> list[int]:
         return internals.completion_arguments(self._llm, chat_arguments(request))["prompt"]
 
+    def prompt_tokens(self, request: Request) -> int:
+        """The length of the prompt the backends decode for ``request`` (as prepared)."""
+        try:
+            return len(self._render(request))
+        except _RENDER_ERRORS as exc:
+            raise InputError(f"{self._cannot_render()} (record {request.id}: {exc})") from None
+
     def _must_fold(self) -> bool:
         """Render a system + user probe: fold unless the system text comes out exactly once.
         Raise InputError when the folded probe fails as well."""
@@ -165,10 +172,7 @@ class ChatPrompter:
     def check_budget(self, requests: Sequence[Request], stage: str) -> None:
         """Every request's prompt tokens + max_tokens fit model.n_ctx, or InputError naming the first that does not."""
         for request in tqdm(requests, desc=f"{stage}: prompt budget", unit="prompt", dynamic_ncols=True, leave=False):
-            try:
-                n_prompt = len(self._render(request))
-            except _RENDER_ERRORS as exc:
-                raise InputError(f"{self._cannot_render()} (record {request.id}: {exc})") from None
+            n_prompt = self.prompt_tokens(request)
             if n_prompt + request.max_tokens > self.n_ctx:
                 raise InputError(
                     f"record {request.id}: prompt {n_prompt} tokens + {stage}.max_tokens {request.max_tokens} = "
