@@ -1,6 +1,7 @@
 """Helpers shared by the test modules (fixtures live in conftest.py)."""
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -78,3 +79,11 @@ def repo_env(repo: Path) -> dict:
 
 def run(cmd, cwd, **kwargs):
     return subprocess.run(cmd, cwd=cwd, env=repo_env(cwd), capture_output=True, text=True, **kwargs)
+
+
+def stage_argv(stage: str) -> list[str]:
+    """The --options that dvc.yaml's cmd passes to a stage (its file paths), to call ``main`` directly."""
+    cmd = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["cmd"]
+    argv = shlex.split(cmd)
+    assert argv[:3] == ["python", "-m", f"stages.{stage}"], cmd
+    return argv[3:]

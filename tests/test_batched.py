@@ -120,7 +120,7 @@ def test_batch_size_picks_the_backend_and_batch_one_is_the_single_stream(tmp_pat
 
 
 def test_shard_plan_cuts_depend_on_ids_only_and_edits_stay_local():
-    plan = ShardPlan.for_batch(4)
+    plan = ShardPlan.for_batch(4, 16)
     ids = [f"sad-{i}-s{k}" for i in range(300) for k in range(3)]
     shards = plan.split(ids)
     assert [i for shard in shards for i in shard] == list(range(len(ids)))

@@ -14,7 +14,7 @@ from pathlib import Path
 import gguf
 import pytest
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
-from helpers import make_repo, run
+from helpers import make_repo, run, stage_argv
 
 from synthempathy.errors import InputError
 from synthempathy.generation import build_requests, expand_scenarios
@@ -223,7 +223,7 @@ def stage_repo(tmp_path: Path, model: Path, **params) -> Path:
 
 def test_brainstorm_stage_writes_stories_with_the_mistral_v02_template(gguf_copy, tmp_path):
     repo = stage_repo(tmp_path, family_model(gguf_copy, *MISTRAL_V02_FILE))
-    result = run([sys.executable, "-m", "stages.brainstorm"], repo)
+    result = run([sys.executable, "-m", "stages.brainstorm", *stage_argv("brainstorm")], repo)
     assert result.returncode == 0, result.stderr[-2000:]
     # Every record comes back, as a story or a named rejection: SmolLM2's weights under Mistral's
     # [INST] format mostly end the turn at once (empty_generation), Mistral's own would not.
@@ -253,7 +253,7 @@ def test_a_model_that_cannot_work_is_one_line_and_writes_nothing(gguf_copy, tmp_
     }
     edits = {"unknown_format": {"chat_format: null": "chat_format: mistral-v9"}, "over_budget": {"max_tokens: 8": "max_tokens: 500"}}
     repo = stage_repo(tmp_path, models[case](), **edits.get(case, {}))
-    result = run([sys.executable, "-m", "stages.brainstorm"], repo)
+    result = run([sys.executable, "-m", "stages.brainstorm", *stage_argv("brainstorm")], repo)
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.stderr

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_repo, repo_env, run
+from helpers import make_repo, repo_env, run, stage_argv
+
+SAD_HEADER = "sID,sentence,is_stressor,top_label,avg_severity\n"
 
 
 def digest(path: Path) -> str:
@@ -79,22 +81,30 @@ def test_killed_brainstorm_resumes_to_identical_outputs(reproduced, tmp_path):
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").unlink(), "SAD_v1.csv: seed file not found"),
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_bytes(b"sID,sentence\n1,x\n"), "missing column"),
         (lambda repo: (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("n_per_category: 1", "n_per_category: -3")), "scenarios.n_per_category"),
+        (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_text(SAD_HEADER + "1,calm day,0,Work,1\n"), "SAD_v1.csv: no row with is_stressor == 1"),
+        (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_text(SAD_HEADER + "1,rent is due,yes,Work,5\n"), "SAD_v1.csv:2: is_stressor 'yes' is not 0 or 1"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, break_it, fragment):
     repo = make_repo(tmp_path)
     break_it(repo)
-    result = run([sys.executable, "-m", "stages.scenarios"], repo)
+    result = run([sys.executable, "-m", "stages.scenarios", *stage_argv("scenarios")], repo)
     assert result.returncode == 2
     assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (repo / "data/scenarios.jsonl").exists()
 
 
-def test_missing_model_file_is_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "break_it, fragment",
+    [
+        (lambda repo: (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("path: default", "path: models/nope.gguf")), "model.path=models/nope.gguf: file not found"),
+        (lambda repo: (repo / "prompts/brainstorm.yaml").write_text("user: |\n  Write a story\n bad: [indent\n"), "prompts/brainstorm.yaml: not valid YAML"),
+    ],
+)
+def test_bad_brainstorm_input_is_one_line_and_writes_nothing(tmp_path, break_it, fragment):
     repo = make_repo(tmp_path)
     (repo / "data/scenarios.jsonl").write_text('{"id":"sad-1","text":"x","category":"Work","severity":1.0}\n')
-    params = (repo / "params.yaml").read_text().replace("path: default", "path: models/nope.gguf")
-    (repo / "params.yaml").write_text(params)
-    result = run([sys.executable, "-m", "stages.brainstorm"], repo)
-    assert result.returncode == 2 and "model.path=models/nope.gguf: file not found" in result.stderr
+    break_it(repo)
+    result = run([sys.executable, "-m", "stages.brainstorm", *stage_argv("brainstorm")], repo)
+    assert result.returncode == 2 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (repo / "data/stories.jsonl").exists()

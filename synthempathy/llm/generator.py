@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Hashable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -89,24 +89,25 @@ class CachedGenerator:
         self._prompter = prompter
         self.stats = GenerationStats(engine=self.engine.name, workers=self.engine.workers, model=prompter.facts if prompter else {})
 
-    def _keys_and_shards(self, requests: Sequence[Request]) -> tuple[dict[str, str], list[list[Request]]]:
+    def _keys_and_shards(self, requests: Sequence[Request], segments: Sequence[Hashable] | None) -> tuple[dict[str, str], list[list[Request]]]:
         """Cache key per request id, and the groups the backend must decode together."""
         keys = {r.id: cache_key(self._fingerprint, r) for r in requests}
         if len(keys) != len(requests):
             raise ValueError("request ids must be unique")
         if self._shard_plan is None:
             return keys, [[r] for r in requests]
-        shards = [[requests[i] for i in shard] for shard in self._shard_plan.split([r.id for r in requests])]
+        shards = [[requests[i] for i in shard] for shard in self._shard_plan.split([r.id for r in requests], segments)]
         for shard in shards:
             fingerprint = {**self._fingerprint, "shard": shard_digest([keys[r.id] for r in shard])}
             keys.update({r.id: cache_key(fingerprint, r) for r in shard})
         return keys, shards
 
-    def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
-        """Completions in request order. ``desc`` names the stage (progress bar, log, errors)."""
+    def generate(self, requests: Sequence[Request], desc: str = "generate", segments: Sequence[Hashable] | None = None) -> list[Completion]:
+        """Completions in request order. ``desc`` names the stage (progress bar, log, errors);
+        ``segments`` (one label per request) forces a shard cut wherever the label changes (shards.py)."""
         if self._prompter is not None:
             requests = self._prompter.prepare(requests)  # as rendered: the cache keys hold what the model is sent
-        keys, shards = self._keys_and_shards(requests)
+        keys, shards = self._keys_and_shards(requests, segments)
         done: dict[str, Completion] = {}
         for request in requests:
             hit = self._cache.get(keys[request.id], request.id)

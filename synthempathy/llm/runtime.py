@@ -42,7 +42,7 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
     path = resolve_model_path(params.model.path).resolve()  # absolute: Ray workers may run elsewhere
     fingerprint = model_fingerprint(params, file_sha256(path))
     batch_size = params.generation.batch_size
-    plan = ShardPlan.for_batch(batch_size) if batch_size > 1 else None
+    plan = ShardPlan.for_batch(batch_size, params.generation.shard_batches) if batch_size > 1 else None
     factory = functools.partial(open_backend, params, path)  # picklable, for Ray workers
     if params.generation.engine == "ray":
         from synthempathy.llm.ray_engine import RayEngine  # which imports ray only when it starts
