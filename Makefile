@@ -77,7 +77,7 @@ test-slow: setup setup-ray
 bench: setup setup-ray
 	$(BIN)/python -m benchmarks.run
 
-# The paper's setup on a CUDA machine, one prepared run (< 10 min on one H200): a Mistral-7B-shaped
+# The paper's setup on a CUDA machine, one prepared run (sized for < 10 min on one H200): a Mistral-7B-shaped
 # Q4_K_M GGUF, the pipeline vs llama-batched-bench at batch 1-64, paper-scale hours; writes
 # benchmarks/results/gpu.md. README: "Running the paper's setup on a GPU".
 gpu-check: setup llama-tools

@@ -18,7 +18,7 @@ the pinned sdist). Nothing is downloaded.
 3. The paper-scale hours: the generated tokens of benchmarks/bench_projection.py (measured per-stage
    token counts) over the best measured rate.
 
-    python -m benchmarks.gpu_check            # the full run (< 10 min on one H200); writes results/gpu.md
+    python -m benchmarks.gpu_check            # the full run (sized for < 10 min on one H200); writes results/gpu.md
     python -m benchmarks.gpu_check --smoke    # CPU, 2 layers / d_model 256, batch 1 and 2: the CI check
 """
 
