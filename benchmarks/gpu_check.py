@@ -310,7 +310,7 @@ def report(results: list[dict], plan: Plan, params: Params, facts: dict, seconds
         f"T = {total / 1e6:.1f} M. At the best pipeline rate measured here ({fastest['pipeline'].per_s:.1f} tok/s, "
         f"batch {fastest['batch']}): **{hours:,.1f} hours** "
         + ("on this GPU (one worker; `generation.engine: ray` with one worker per GPU divides it by the GPUs).\n\n" if plan.gpu else "of this CPU on the smoke model: a plumbing check, not a projection.\n\n")
-        "| generation | mean completion tokens | source |\n| --- | --- | --- |\n" + "\n".join(token_rows) + "\n"
+        + "| generation | mean completion tokens | source |\n| --- | --- | --- |\n" + "\n".join(token_rows) + "\n"
     )
 
 
