@@ -144,17 +144,19 @@ class ChatPrompter:
         probe = Request(id="probe", messages=_PROBE, temperature=1.0, top_p=1.0, max_tokens=1, repeat_penalty=1.0, seed=0)
         system_text = _PROBE[0][1].encode()
         try:
-            if self._llm.detokenize(self._render(probe), special=True).count(system_text) == 1:
+            count = self._llm.detokenize(self._render(probe), special=True).count(system_text)
+            if count == 1:
                 return False
+            log.info("the chat template renders a system message %d times: its text goes into the first user turn", count)
         except _RENDER_ERRORS as exc:
-            log.info("the chat template refuses a system message (%s): system text goes into the first user turn", exc)
+            log.info("the chat template refuses a system message (%s): its text goes into the first user turn", exc)
         folded = dataclasses.replace(probe, messages=fold_system(_PROBE))
         try:
             text = self._llm.detokenize(self._render(folded), special=True)
         except _RENDER_ERRORS as exc:
             raise InputError(f"{self._cannot_render()} ({exc})") from None
         if text.count(system_text) != 1:
-            raise InputError(f"{self._cannot_render()} (the user text does not come out of it)")
+            raise InputError(f"{self._cannot_render()} (the user text does not come out once)")
         return True
 
     def _cannot_render(self) -> str:
