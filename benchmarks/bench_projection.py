@@ -96,7 +96,9 @@ on a GPU r_B is measured by `make gpu-check` (benchmarks/gpu_check.py) on a Mist
 """
     best = max(rates.values(), default=None)
     summary = f"projection: {total / 1e6:.1f} M tokens; " + (
-        f"{total / best / 3600:,.1f} h at the best measured CPU rate {best:.1f} tok/s; GPU not measured" if best else "CPU rate not measured yet; GPU not measured"
+        f"{total / best / 3600:,.1f} h at the best measured CPU rate {best:.1f} tok/s; GPU not measured"
+        if best
+        else "CPU rate not measured yet; GPU not measured"
     )
     return body, summary
 

@@ -32,9 +32,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import gguf
 import numpy as np
@@ -112,7 +112,7 @@ def _bpe_bytes() -> dict[str, int]:
 def embedded_bpe_pieces() -> list[str]:
     """The normal (not special) pieces of the embedded SmolLM2 GGUF's BPE vocabulary, in id order."""
     reader = gguf.GGUFReader(resolve_model_path("default"), "r")
-    pieces = zip(reader.get_field(gguf.Keys.Tokenizer.LIST).contents(), reader.get_field(gguf.Keys.Tokenizer.TOKEN_TYPE).contents())
+    pieces = zip(reader.get_field(gguf.Keys.Tokenizer.LIST).contents(), reader.get_field(gguf.Keys.Tokenizer.TOKEN_TYPE).contents(), strict=True)
     return [piece for piece, kind in pieces if kind == gguf.TokenType.NORMAL]
 
 
@@ -181,7 +181,7 @@ def write_model(dest: Path, shape: Shape, tokens: list[str], scores: list[float]
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    for name, dims in specs:
+    for _, dims in specs:
         if len(dims) == 1:
             writer.write_tensor_data(np.ones(dims, dtype=np.float32))
         else:
@@ -221,7 +221,9 @@ class GpuMemory:
     def _sample(self) -> None:
         while not self._stop.is_set():
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5).stdout
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5
+                ).stdout
                 used = sum(int(line) for line in out.split())
                 self.peak = max(self.peak or 0, used)
             except (OSError, ValueError, subprocess.TimeoutExpired):
@@ -309,8 +311,14 @@ def report(results: list[dict], plan: Plan, params: Params, facts: dict, seconds
         f"## Paper scale\n\nGenerated tokens (benchmarks/bench_projection.py): {per_story:.1f} per story, "
         f"T = {total / 1e6:.1f} M. At the best pipeline rate measured here ({fastest['pipeline'].per_s:.1f} tok/s, "
         f"batch {fastest['batch']}): **{hours:,.1f} hours** "
-        + ("on this GPU (one worker; `generation.engine: ray` with one worker per GPU divides it by the GPUs).\n\n" if plan.gpu else "of this CPU on the smoke model: a plumbing check, not a projection.\n\n")
-        + "| generation | mean completion tokens | source |\n| --- | --- | --- |\n" + "\n".join(token_rows) + "\n"
+        + (
+            "on this GPU (one worker; `generation.engine: ray` with one worker per GPU divides it by the GPUs).\n\n"
+            if plan.gpu
+            else "of this CPU on the smoke model: a plumbing check, not a projection.\n\n"
+        )
+        + "| generation | mean completion tokens | source |\n| --- | --- | --- |\n"
+        + "\n".join(token_rows)
+        + "\n"
     )
 
 
@@ -332,7 +340,9 @@ def main() -> None:
         print(f"model: {model.name}, {model.stat().st_size / 2**30:.2f} GiB, made in {time.perf_counter() - start:.0f} s", flush=True)
         params = load_params()
         params = params.model_copy(
-            update={"model": params.model.model_copy(update={"path": str(model), "n_ctx": plan.n_ctx, "n_threads": threads, "n_gpu_layers": -1 if plan.gpu else 0})}
+            update={
+                "model": params.model.model_copy(update={"path": str(model), "n_ctx": plan.n_ctx, "n_threads": threads, "n_gpu_layers": -1 if plan.gpu else 0})
+            }
         )
         facts = ChatPrompter(model, params.model).facts
         print(f"model: {', '.join(f'{k} {v}' for k, v in facts.items())}", flush=True)

@@ -20,8 +20,8 @@ from synthempathy.errors import InputError
 from synthempathy.generation import build_requests, expand_scenarios
 from synthempathy.llm.cache import LLMCache
 from synthempathy.llm.chat import ChatPrompter, fold_system, offloaded_layers
-from synthempathy.llm.llama_cpp_internals import completion_arguments, load_vocab
 from synthempathy.llm.llama import chat_arguments
+from synthempathy.llm.llama_cpp_internals import completion_arguments, load_vocab
 from synthempathy.llm.runtime import open_generator
 from synthempathy.params import load_params
 from synthempathy.prompts import load_prompt
@@ -39,7 +39,10 @@ FAMILIES = {
     "mistral-7b-instruct-v0.2": ("[INST] {system}\n\n{user} [/INST]", True),
     "mistral-7b-instruct-v0.3": ("[INST] {system}\n\n{user}[/INST]", False),
     "llama-2-7b-chat": ("[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]", False),
-    "llama-3-8b-instruct": ("<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>", False),
+    "llama-3-8b-instruct": (
+        "<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>",
+        False,
+    ),
     "llama-3.1-8b-instruct": ("Today Date: 26 Jul 2024\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>", False),
     "gemma-2-2b-it": ("<start_of_turn>user\n{system}\n\n{user}<end_of_turn>\n<start_of_turn>model\n", True),
     "gemma-3-it": ("<start_of_turn>user\n{system}\n\n{user}<end_of_turn>\n<start_of_turn>model\n", False),
@@ -238,7 +241,10 @@ def test_brainstorm_stage_writes_stories_with_the_mistral_v02_template(gguf_copy
 @pytest.mark.parametrize(
     "case, fragment",
     [
-        ("unknown_format", "model.chat_format=mistral-v9: llama-cpp-python 0.3.36 has no such format (model default-template.gguf); set model.chat_format to one of"),
+        (
+            "unknown_format",
+            "model.chat_format=mistral-v9: llama-cpp-python 0.3.36 has no such format (model default-template.gguf); set model.chat_format to one of",
+        ),
         ("no_template", "the GGUF carries no chat template (tokenizer.chat_template) and model.chat_format is null; set model.chat_format"),
         ("unrenderable", "its chat template cannot render a user message, even with the system text folded into it; set model.chat_format"),
         ("over_budget", "record sad-7-s0: prompt"),

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import weakref
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import llama_cpp
 from llama_cpp import Llama
@@ -138,7 +138,7 @@ class BatchedLlamaBackend:
             if status != 0:
                 raise RuntimeError(f"llama_decode failed ({status}) on {n} tokens")
             active = [(slot, seq) for slot, seq in enumerate(slots) if seq is not None]
-            for (slot, seq), token in zip(active, self._sample([seq for _, seq in active])):
+            for (slot, seq), token in zip(active, self._sample([seq for _, seq in active]), strict=True):
                 if seq.add(token, *self._piece(token), self._bos):
                     slots[slot] = None
                     llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import gguf
 import jinja2
@@ -63,11 +63,19 @@ def offloaded_layers(n_gpu_layers: int, n_layer: int, gpu_build: bool) -> tuple[
     if n_gpu_layers == 0:
         return 0, total, None
     if not gpu_build:
-        return 0, total, f"model.n_gpu_layers={n_gpu_layers}, but this llama-cpp-python build has no GPU support: every layer runs on the CPU (run make setup on a CUDA machine)"
+        return (
+            0,
+            total,
+            f"model.n_gpu_layers={n_gpu_layers}, but this llama-cpp-python build has no GPU support: every layer runs on the CPU (run make setup on a CUDA machine)",
+        )
     if n_gpu_layers == -1:
         return total, total, None
     if n_gpu_layers > total:
-        return total, total, f"model.n_gpu_layers={n_gpu_layers} is above the model's {total} layers ({n_layer} blocks + output): all {total} are offloaded (-1 says the same)"
+        return (
+            total,
+            total,
+            f"model.n_gpu_layers={n_gpu_layers} is above the model's {total} layers ({n_layer} blocks + output): all {total} are offloaded (-1 says the same)",
+        )
     return n_gpu_layers, total, None
 
 
@@ -109,7 +117,9 @@ class ChatPrompter:
         arch = meta.get("general.architecture", "unknown")
         self.trained_context = int(meta.get(f"{arch}.context_length", 0))
         if self.trained_context and model.n_ctx > self.trained_context:
-            raise InputError(f"model.n_ctx={model.n_ctx} exceeds the {self.trained_context} tokens {path.name} was trained on; set model.n_ctx <= {self.trained_context}")
+            raise InputError(
+                f"model.n_ctx={model.n_ctx} exceeds the {self.trained_context} tokens {path.name} was trained on; set model.n_ctx <= {self.trained_context}"
+            )
         self.folds_system = self._must_fold()
         n_layer = int(meta.get(f"{arch}.block_count", 0))
         offloaded, total, warning = offloaded_layers(model.n_gpu_layers, n_layer, bool(llama_cpp.llama_supports_gpu_offload()))
