@@ -248,10 +248,13 @@ def batched_bench(model: Path, plan: Plan, batch: int, n_prompt: int, threads: i
         "-npp", str(n_prompt), "-ntg", str(plan.new_tokens), "-npl", str(batch), "-ngl", "99" if plan.gpu else "0",
         "-t", str(threads), "-fa", "off", "-no-kvu", "--output-format", "jsonl",
     ]  # fmt: skip
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    for _ in range(3):  # llama.cpp's logger can lose its last lines at exit (its issue 22142): run again
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+        if run.returncode != 0 or rows:
+            break
     if run.returncode != 0 or not rows:
-        sys.exit(f"error: llama-batched-bench failed (exit {run.returncode}): {run.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"error: llama-batched-bench failed (exit {run.returncode}): {run.stderr.strip().splitlines()[-3:]}")
     row = rows[-1]
     return Rate(plan.new_tokens * batch, row["t"], row["t"])
 
