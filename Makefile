@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-LLAMA_CPP_VERSION := 0.3.36
+# The version synthempathy/llm/llama_cpp_internals.py is ported to (stated there once).
+LLAMA_CPP_VERSION := $(shell sed -n 's/^LLAMA_CPP_VERSION = "\(.*\)"$$/\1/p' synthempathy/llm/llama_cpp_internals.py)
 SMOLLM2_VERSION := 0.1.2
 
 # llama-cpp-python ships only as source. Its default -march=native build segfaults on CPUs with
@@ -14,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray llama-tools repro test test-slow bench sampling-search clean-venv
+.PHONY: setup setup-ray llama-tools repro test test-slow bench gpu-check sampling-search clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -66,7 +67,7 @@ $(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.deps-installed
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup setup-ray
+test: setup setup-ray llama-tools
 	$(BIN)/python -m pytest -q
 
 # Also the slow tests: the sampling grid queued as real DVC experiments.
@@ -75,6 +76,12 @@ test-slow: setup setup-ray
 
 bench: setup setup-ray
 	$(BIN)/python -m benchmarks.run
+
+# The paper's setup on a CUDA machine, one prepared run (sized for < 10 min on one H200): a Mistral-7B-shaped
+# Q4_K_M GGUF, the pipeline vs llama-batched-bench at batch 1-64, paper-scale hours; writes
+# benchmarks/results/gpu.md. README: "Running the paper's setup on a GPU".
+gpu-check: setup llama-tools
+	$(BIN)/python -m benchmarks.gpu_check
 
 # Brainstorm temperature x top_p grid as DVC experiments (README: "Choosing brainstorm sampling");
 # e.g. make sampling-search SEARCH_ARGS="--apply --extra -S scenarios.n_per_category=2"
