@@ -1,13 +1,13 @@
 """Stage: intent alignment + near-duplicate removal, data/pairs.jsonl -> data/aligned.jsonl."""
 
-import csv
 import logging
 
 from synthempathy.align import NEAREST, REQUIRED_FIELDS, align_pairs
 from synthempathy.embeddings import Embedder
 from synthempathy.errors import stage_main
-from synthempathy.io import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
+from synthempathy.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
+from synthempathy.plots import write_plot
 
 INPUT = "data/pairs.jsonl"
 OUTPUT = "data/aligned.jsonl"
@@ -27,10 +27,7 @@ def main() -> None:
     write_jsonl_atomic(OUTPUT, result.kept)
     write_jsonl_atomic(REJECTED, result.rejected)
     write_json_atomic(METRICS, result.metrics)
-    with atomic_path(SIMILARITY_PLOT) as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["similarity", "scenario", "story", "response", NEAREST])
-        writer.writeheader()
-        writer.writerows(result.histogram)
+    write_plot(SIMILARITY_PLOT, result.histogram, ("similarity", "scenario", "story", "response", NEAREST))
     log.info("kept %d of %d pairs; rejected: %s", len(result.kept), len(pairs), result.metrics["rejected"])
 
 

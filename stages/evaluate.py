@@ -1,6 +1,6 @@
 """Stage: base vs base+LoRA responses to held-out situations, scored with the EPITOME scorer,
--> metrics/finetune.json (per mechanism: means, spread, paired-bootstrap CI) and
-data/eval/generations.jsonl (both responses and their scores, side by side)."""
+-> metrics/finetune.json (per mechanism: means, spread, paired-bootstrap CI), its plot's data
+and data/eval/generations.jsonl (both responses and their scores, side by side)."""
 
 import logging
 import time
@@ -9,14 +9,16 @@ from peft import PeftModel
 
 from synthempathy.empathy import score
 from synthempathy.errors import stage_main
-from synthempathy.evaluate import compare_scores, generate_responses, read_situations, side_by_side
+from synthempathy.evaluate import MECHANISMS, compare_scores, generate_responses, read_situations, side_by_side
 from synthempathy.finetune import load_base, select_device
 from synthempathy.io import write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
+from synthempathy.plots import base_vs_tuned_rows, write_plot
 
 ADAPTER = "models/adapter"
 SCORER = "models/empathy_scorer"
 METRICS = "metrics/finetune.json"
+PLOT = "metrics/plots/base_vs_tuned.json"
 GENERATIONS = "data/eval/generations.jsonl"
 TIMINGS = "logs/evaluate.json"
 
@@ -42,6 +44,7 @@ def main() -> None:
     write_jsonl_atomic(GENERATIONS, side_by_side(situations, base_replies, tuned_replies, base_scores, tuned_scores))
     metrics = compare_scores(base_scores, tuned_scores, params.bootstrap_samples, all_params.seed)
     write_json_atomic(METRICS, metrics)
+    write_plot(PLOT, base_vs_tuned_rows(metrics, MECHANISMS), ("mechanism", "base", "tuned", "difference", "ci_low", "ci_high"))
     write_json_atomic(TIMINGS, {"situations": len(texts), "generate_s": round(generated - started, 1), "score_s": round(time.perf_counter() - generated, 1)})
     e = metrics["empathy"]
     log.info("empathy %.3f -> %.3f (%+.1f%%, 95%% CI of the difference %s) on %d situations", e["base_mean"], e["tuned_mean"], 100 * (e["relative_change"] or 0), e["difference_ci"], len(texts))

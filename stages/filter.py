@@ -1,5 +1,6 @@
 """Stage: rule-based filters, data/scored.jsonl -> data/corpus/synthempathy.jsonl, plus
-data/rejected.jsonl (every stage's rejections) and metrics/filter.json (reasons, funnel)."""
+data/rejected.jsonl (every stage's rejections), metrics/filter.json (reasons, funnel) and the
+data of the funnel and rejection plots."""
 
 import logging
 from collections import Counter
@@ -9,11 +10,14 @@ from synthempathy.errors import InputError, stage_main
 from synthempathy.filters import filter_pairs, merge_rejections, required_fields, retention_funnel
 from synthempathy.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
+from synthempathy.plots import funnel_rows, rejection_rows, write_plot
 
 INPUT = "data/scored.jsonl"
 OUTPUT = "data/corpus/synthempathy.jsonl"
 REJECTED = "data/rejected.jsonl"
 METRICS = "metrics/filter.json"
+FUNNEL_PLOT = "metrics/plots/funnel.csv"
+REJECTION_PLOT = "metrics/plots/rejections.csv"
 UPSTREAM_REJECTED = [f"data/rejected/{stage}.jsonl" for stage in ("brainstorm", "dedup", "rewrite", "respond", "align")]
 # Record count after each step, in pipeline order; "final" is this stage's output.
 FUNNEL = {
@@ -48,6 +52,8 @@ def main() -> None:
     write_jsonl_atomic(REJECTED, all_rejected)
     by_stage = dict(sorted(Counter(r["stage"] for r in all_rejected).items()))
     write_json_atomic(METRICS, {**metrics, "funnel": funnel, "rejected_by_stage": by_stage})
+    write_plot(FUNNEL_PLOT, funnel_rows(funnel["counts"]), ("step", "records"))
+    write_plot(REJECTION_PLOT, rejection_rows(all_rejected), ("rejection", "stage", "reason", "records"))
     log.info("kept %d of %d pairs; rejected: %s", len(kept), metrics["records_in"], {k: v for k, v in metrics["rejected"].items() if v})
 
 
