@@ -76,9 +76,12 @@ def digest(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def repo(reproduced, tmp_path_factory):
-    """A copy of the reproduced tiny repo, with the probing page template."""
+    """A copy of the reproduced tiny repo with its results committed, as a user commits a corpus
+    version before experimenting on it, and the probing page template."""
     copy = tmp_path_factory.mktemp("plots") / "repo"
     shutil.copytree(reproduced, copy, symlinks=True)
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "corpus version"]):
+        subprocess.run(cmd, cwd=copy, check=True)
     write_template(copy / "probe.html", head_extra=PROBE)
     return copy
 
@@ -140,5 +143,5 @@ def test_review_sheet_and_plot_data_rebuild_to_the_same_bytes(repo):
     assert re.findall(r"^## (\d)\.", sheet, re.M) == ["1", "2", "3", "4", "5"]
     corpus = [json.loads(line) for line in (repo / "data/corpus/synthempathy.jsonl").read_text().splitlines()]
     sample_size = yaml.safe_load((repo / "params.yaml").read_text())["report"]["review_sample"]
-    shown = re.findall(r"^### \d+\. (\S+)", sheet.split("## 2.")[0], re.M)
+    shown = re.findall(r"^### \d+\. (\S+)", sheet.split("\n## 2. ")[0], re.M)
     assert corpus and len(shown) == min(sample_size, len(corpus)) and set(shown) <= {r["id"] for r in corpus}
