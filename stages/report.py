@@ -1,6 +1,6 @@
-"""Final stage: metrics/corpus.json (funnel, lengths, diversity, categories, and the brainstorm
-sampling scores: story diversity and coherence), the data of the corpus plots, and the review
-sheet data/corpus/review.md (real pairs and rejected records to read)."""
+"""Stage: the corpus report (funnel, lengths, diversity, categories, and the brainstorm sampling
+scores: story diversity and coherence), the data of the corpus plots, and the review sheet (real
+pairs, and one rejected record per reason, to read)."""
 
 import json
 from pathlib import Path
@@ -14,40 +14,30 @@ from synthempathy.plots import EMPATHY_FIELDS, category_rows, empathy_histogram,
 from synthempathy.report import LENGTH_COLUMNS, corpus_report, length_histogram
 from synthempathy.review import latest_records, rejection_examples, review_sheet
 
-SCENARIOS = "data/scenarios.jsonl"
-STORIES = "data/stories.jsonl"
-CORPUS = "data/corpus/synthempathy.jsonl"
-REJECTED = "data/rejected.jsonl"
-# Where a rejected record's text is, latest stage first: the first file holding its id has it
-# as the stage that dropped it received it.
-STAGE_FILES = ("data/scored.jsonl", "data/pairs.jsonl", "data/explanations.jsonl", "data/stories_dedup.jsonl", STORIES)
-FILTER_METRICS = "metrics/filter.json"  # the retention funnel, counted once by the filter stage
-METRICS = "metrics/corpus.json"
-LENGTH_PLOT = "metrics/plots/lengths.csv"
-CATEGORY_PLOT = "metrics/plots/categories.csv"
-EMPATHY_PLOT = "metrics/plots/empathy.csv"
-REVIEW = "data/corpus/review.md"
 
-
-@stage_main
-def main() -> None:
+@stage_main(
+    "scenarios", "stories", "corpus", "rejected", "stage_files+", "filter_metrics",
+    "metrics", "length_plot", "category_plot", "empathy_plot", "review",
+)  # fmt: skip
+def main(paths) -> None:
     params = load_params()
-    corpus = read_jsonl(CORPUS, required=("id", "category", "explanation", "response", *EMPATHY_FIELDS))
-    funnel = json.loads(Path(FILTER_METRICS).read_text(encoding="utf-8"))["funnel"]["counts"]
+    corpus = read_jsonl(paths.corpus, required=("id", "category", "explanation", "response", *EMPATHY_FIELDS))
+    funnel = json.loads(Path(paths.filter_metrics).read_text(encoding="utf-8"))["funnel"]["counts"]  # counted once, by the filter stage
     embedder = Embedder(params.embedding.model, params.embedding.batch_size)
-    stories = read_jsonl(STORIES, required=("id", "scenario_id", "scenario", "story"))
-    scenarios = read_jsonl(SCENARIOS, required=("id", "text", "category", "severity"))
+    stories = read_jsonl(paths.stories, required=("id", "scenario_id", "scenario", "story"))
+    scenarios = read_jsonl(paths.scenarios, required=("id", "text", "category", "severity"))
     sampling = sampling_metrics(stories, len(corpus), embedder.encode, params.align.min_scenario_similarity, params.report.diversity_sample)
-    write_json_atomic(METRICS, {**corpus_report(funnel, corpus), "sampling": sampling})
-    write_plot(LENGTH_PLOT, length_histogram(corpus), LENGTH_COLUMNS)
-    write_plot(CATEGORY_PLOT, category_rows(scenarios, corpus), ("category", "scenarios", "pairs"))
-    write_plot(EMPATHY_PLOT, empathy_histogram(corpus), ("score", *EMPATHY_FIELDS))
+    write_json_atomic(paths.metrics, {**corpus_report(funnel, corpus), "sampling": sampling})
+    write_plot(paths.length_plot, length_histogram(corpus), LENGTH_COLUMNS)
+    write_plot(paths.category_plot, category_rows(scenarios, corpus), ("category", "scenarios", "pairs"))
+    write_plot(paths.empathy_plot, empathy_histogram(corpus), ("score", *EMPATHY_FIELDS))
 
-    rejected = read_jsonl(REJECTED, required=("id", "stage", "reason"))
+    rejected = read_jsonl(paths.rejected, required=("id", "stage", "reason"))
     examples = rejection_examples(rejected, params.seed)
-    records = latest_records((e.rejection["id"] for e in examples), [iter_jsonl(path) for path in STAGE_FILES], scenarios)
+    # --stage-files: latest stage first, so a rejected record is found as the stage that dropped it received it.
+    records = latest_records((e.rejection["id"] for e in examples), [iter_jsonl(path) for path in paths.stage_files], scenarios)
     sheet = review_sheet(corpus, examples, records, len(rejected), params.seed, params.report.review_sample, params.report.review_extremes)
-    with atomic_path(REVIEW) as tmp:
+    with atomic_path(paths.review) as tmp:
         tmp.write_text(sheet, encoding="utf-8")
 
 

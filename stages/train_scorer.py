@@ -1,5 +1,5 @@
-"""Stage: EPITOME empathy scorer (ER, IP, EX) -> models/empathy_scorer/, with grouped CV against
-baselines in metrics/empathy_scorer.json and the withheld seeker posts in data/heldout_situations.jsonl."""
+"""Stage: EPITOME empathy scorer (ER, IP, EX), with grouped CV against baselines in its metrics
+and the withheld seeker posts written out as evaluation situations."""
 
 import logging
 
@@ -9,25 +9,21 @@ from synthempathy.errors import stage_main
 from synthempathy.io import write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
 
-EPITOME_DIR = "data/external/epitome"
-MODEL_DIR = "models/empathy_scorer"
-HELDOUT = "data/heldout_situations.jsonl"
-METRICS = "metrics/empathy_scorer.json"
-
 log = logging.getLogger("train_scorer")
 
 
-@stage_main
-def main() -> None:
+@stage_main("emotional_reactions", "interpretations", "explorations", "scorer", "heldout", "metrics")
+def main(paths) -> None:
     params = load_params()
     p = params.train_scorer
-    data = sample_posts(load_epitome(EPITOME_DIR), p.max_posts, params.seed)
+    epitome = load_epitome({"er": paths.emotional_reactions, "ip": paths.interpretations, "ex": paths.explorations})
+    data = sample_posts(epitome, p.max_posts, params.seed)
     heldout, situations = split_heldout(data, p.heldout_posts, params.seed)
     embedder = Embedder(params.embedding.model, params.embedding.batch_size)
     models, metrics = train_scorer(data, heldout, embedder, p.cv_folds, params.seed, p.text_C, p.embedding_C)
-    save_scorer(models, scorer_manifest(models, params.embedding.model, params.embedding.batch_size, p.text_C, p.embedding_C), MODEL_DIR)
-    write_jsonl_atomic(HELDOUT, situations)
-    write_json_atomic(METRICS, metrics)
+    save_scorer(models, scorer_manifest(models, params.embedding.model, params.embedding.batch_size, p.text_C, p.embedding_C), paths.scorer)
+    write_jsonl_atomic(paths.heldout, situations)
+    write_json_atomic(paths.metrics, metrics)
     for mechanism, systems in metrics["cv"].items():
         log.info("%s CV: %s", mechanism, "; ".join(f"{name} acc {m['accuracy']:.3f} macro-F1 {m['macro_f1']:.3f}" for name, m in systems.items()))
 

@@ -15,11 +15,8 @@ import io
 import json
 import logging
 import math
-import os
 import pickle
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -38,18 +35,13 @@ from sklearn.preprocessing import StandardScaler
 
 from synthempathy.embeddings import Embedder
 from synthempathy.errors import InputError
-from synthempathy.io import write_json_atomic
+from synthempathy.io import atomic_dir, write_json_atomic
 from synthempathy.seeding import derive_seed
 from synthempathy.text import words
 
 log = logging.getLogger(__name__)
 
 MECHANISMS = ("er", "ip", "ex")
-EPITOME_FILES = {
-    "er": "emotional-reactions-reddit.csv",
-    "ip": "interpretations-reddit.csv",
-    "ex": "explorations-reddit.csv",
-}
 REQUIRED_COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
 LEVELS = (0, 1, 2)
 MODEL_FILE = "models.pkl"
@@ -102,9 +94,9 @@ def load_epitome_file(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_epitome(directory: str | Path) -> dict[str, pd.DataFrame]:
-    """The three EPITOME annotation files, keyed by mechanism."""
-    return {m: load_epitome_file(Path(directory) / name) for m, name in EPITOME_FILES.items()}
+def load_epitome(files: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
+    """The three EPITOME annotation files, given and keyed by mechanism (er, ip, ex)."""
+    return {m: load_epitome_file(files[m]) for m in MECHANISMS}
 
 
 def pick_posts(sp_ids: Iterable[str], n: int, seed: int, purpose: str) -> list[str]:
@@ -319,7 +311,7 @@ def scorer_manifest(models: Mapping[str, VotingClassifier], embedding_model: str
     """What a reader of models/empathy_scorer needs to know without unpickling it."""
     return {
         "framework": "EPITOME (Sharma et al., EMNLP 2020)",
-        "mechanisms": {m: {"classes": [int(c) for c in models[m].classes_], "file": EPITOME_FILES[m]} for m in models},
+        "mechanisms": {m: {"classes": [int(c) for c in models[m].classes_]} for m in models},
         "model": f"soft vote of LR(C={text_C}) on TF-IDF(response) and LR(C={embedding_C}) on standardised dense features",
         "features": {
             "text": f"response, TF-IDF word 1-2-grams, min_df=2, sublinear tf, token_pattern={TOKEN_PATTERN!r}",
@@ -357,30 +349,15 @@ def _dump_canonical(obj, path: Path) -> None:
 
 
 def save_scorer(models: Mapping[str, VotingClassifier], manifest: dict, directory: str | Path) -> None:
-    """Write the models and manifest into a temp dir beside ``directory``, then swap it in, so a
-    crash never leaves a half-written scorer."""
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        tmp.chmod(0o755)
+    """The models and manifest, written atomically: a crash never leaves a half-written scorer."""
+    with atomic_dir(directory) as tmp:
         for model in models.values():
             _forget_object_ids(model)
         _dump_canonical(dict(models), tmp / MODEL_FILE)
         write_json_atomic(tmp / MANIFEST_FILE, manifest)
-        if target.exists():
-            old = tmp.with_name(tmp.name + ".old")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
-def load_scorer(path: str | Path = "models/empathy_scorer", cache_dir: str | Path | None = None) -> EmpathyScorer:
+def load_scorer(path: str | Path, cache_dir: str | Path | None = None) -> EmpathyScorer:
     """The fitted scorer, with the embedding model it was trained with (from its manifest)."""
     path = Path(path)
     manifest_path, model_path = path / MANIFEST_FILE, path / MODEL_FILE
@@ -396,7 +373,7 @@ def load_scorer(path: str | Path = "models/empathy_scorer", cache_dir: str | Pat
     return EmpathyScorer(models, Embedder(embedding["model"], embedding["batch_size"], cache_dir))
 
 
-def score(pairs: Sequence[tuple[str, str]], scorer_dir: str | Path = "models/empathy_scorer") -> list[dict]:
+def score(pairs: Sequence[tuple[str, str]], scorer_dir: str | Path) -> list[dict]:
     """One-off scoring; to score several batches, call ``load_scorer`` once and reuse it."""
     return load_scorer(scorer_dir).score(pairs)
 

@@ -1,7 +1,8 @@
 """JSONL/JSON reading and atomic writing.
 
-Every output is written to a temporary file beside the target and renamed into place, so a
-crash or kill never leaves a half-written file that DVC could cache.
+Every output, file or directory, is written to a temporary path beside the target and renamed
+into place, so a crash or kill never leaves a half-written output that DVC could cache. These
+two context managers are the project's only atomic writers.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -36,6 +38,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp directory beside ``path`` that takes its place on success. An existing
+    directory is moved aside first and deleted only once the new one is in place, so a crash at
+    any moment leaves the old output or the new one (or the old one beside it), never a mix."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; outputs get the usual permissions
+    try:
+        yield tmp
+        if target.exists():
+            old = tmp.with_suffix(".old")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:

@@ -12,8 +12,8 @@ import csv
 import math
 import os
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from synthempathy.empathy import LEVELS, MECHANISMS
 from synthempathy.io import atomic_path, write_json_atomic

@@ -11,6 +11,11 @@ def story_id(scenario_id: str, k: int) -> str:
     return f"{scenario_id}-s{k}"
 
 
+def story_index(record_id: str) -> int:
+    """k of a story id ``<scenario id>-s<k>`` (and of the explanation and pair made from it)."""
+    return int(record_id.rsplit("-s", 1)[1])
+
+
 def scenario_id_of(record_id: str) -> str:
     """The scenario a story, explanation or pair id came from (a scenario id is its own)."""
     head, sep, k = record_id.rpartition("-s")

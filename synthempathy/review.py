@@ -13,8 +13,8 @@ larger corpus keeps the earlier picks that are still in it near the top.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 from synthempathy.empathy import MECHANISMS
 from synthempathy.filters import SIMILARITY_FIELDS, scrub_pii
@@ -173,7 +173,9 @@ def review_sheet(
         "1. Sample · 2. Highest empathy · 3. Lowest empathy · 4. Rejected, one per reason · 5. Crisis-flagged pairs",
         "",
     ]
-    lines += _pairs_section(f"1. Sample: {min(sample_size, len(corpus))} of {len(corpus)} pairs, picked by seed {seed}", sample(corpus, seed, sample_size), "The corpus is empty.")
+    lines += _pairs_section(
+        f"1. Sample: {min(sample_size, len(corpus))} of {len(corpus)} pairs, picked by seed {seed}", sample(corpus, seed, sample_size), "The corpus is empty."
+    )
     lines += _pairs_section("2. Highest empathy", best, "The corpus is empty.")
     lines += _pairs_section("3. Lowest empathy", worst, "No pairs beyond the highest ones.")
     lines += _rejections_section(examples, rejected_records, rejected_total)

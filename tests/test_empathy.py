@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import stage_argv
+
 from synthempathy.embeddings import Embedder
 from synthempathy.empathy import (
     MECHANISMS,
@@ -30,7 +32,7 @@ from synthempathy.errors import InputError
 from synthempathy.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-EPITOME = ROOT / "data/external/epitome"
+EPITOME = {m: ROOT / f"data/external/epitome/{name}-reddit.csv" for m, name in (("er", "emotional-reactions"), ("ip", "interpretations"), ("ex", "explorations"))}
 PARAMS = load_params(ROOT / "params.yaml")
 CONFIG = PARAMS.train_scorer
 SEED = PARAMS.seed
@@ -147,7 +149,7 @@ def test_saved_scorer_round_trips_and_score_stage_keeps_every_record(trained, ca
     ]
     (tmp_path / "data").mkdir()
     (tmp_path / "data/aligned.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    stage.main()
+    stage.main(stage_argv("score"))
     scored = [json.loads(line) for line in open("data/scored.jsonl")]
     assert [r["id"] for r in scored] == ["sad-2-s0", "sad-1-s0", "sad-3-s0"] and scored[0]["extra"] == 1
     assert scored[1]["er"] > scored[0]["er"] and scored[2]["empathy"] == 0.0
@@ -160,7 +162,7 @@ def test_saved_scorer_round_trips_and_score_stage_keeps_every_record(trained, ca
     records[1]["explanation"] = " "
     (tmp_path / "data/aligned.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     with pytest.raises(SystemExit) as exit_:
-        stage.main()
+        stage.main(stage_argv("score"))
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "data/aligned.jsonl: record 2 (id=sad-1-s0)" in err and "\n" not in err
@@ -218,8 +220,9 @@ def test_bad_annotation_file_names_the_file(tmp_path, rows, header, fragment):
 
 
 def test_missing_file_and_skipped_empty_rows(tmp_path, caplog):
+    er = write_csv(tmp_path / "emotional-reactions-reddit.csv", [GOOD])
     with pytest.raises(InputError, match="interpretations-reddit.csv: file not found"):
-        load_epitome(write_csv(tmp_path / "emotional-reactions-reddit.csv", [GOOD]).parent)
+        load_epitome({"er": er, "ip": tmp_path / "interpretations-reddit.csv", "ex": er})
     path = write_csv(tmp_path / "e.csv", [GOOD, "p2,r2,post,   ,0,", "p3,r3,I lost my job.,  What   happened? ,2,"])
     with caplog.at_level(logging.WARNING):
         frame = load_epitome_file(path)

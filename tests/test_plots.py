@@ -21,7 +21,11 @@ def test_funnel_keeps_pipeline_order():
 
 
 def test_rejections_are_counted_per_stage_and_reason_most_frequent_first():
-    rejected = [{"stage": "filter", "reason": "truncated"}] * 2 + [{"stage": "align", "reason": "near_duplicate"}, {"stage": "align", "reason": "off_topic_explanation"}] * 2 + [{"stage": "dedup", "reason": "exact_duplicate"}]
+    rejected = (
+        [{"stage": "filter", "reason": "truncated"}] * 2
+        + [{"stage": "align", "reason": "near_duplicate"}, {"stage": "align", "reason": "off_topic_explanation"}] * 2
+        + [{"stage": "dedup", "reason": "exact_duplicate"}]
+    )
     assert [(r["rejection"], r["records"]) for r in rejection_rows(rejected)] == [
         ("align: near_duplicate", 2),
         ("align: off_topic_explanation", 2),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run
 
 from synthempathy.plots_html import write_template
-from test_pipeline import run
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")
@@ -102,7 +102,9 @@ def render(repo: Path, args: list[str], out: str) -> dict:
     page = repo / out / "index.html"
     dom = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=60000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     ).stdout
     match = re.search(r'<pre id="plot-check">(.*?)</pre>', dom, re.S)
     assert match, f"the page never finished rendering: {dom[-2000:]}"

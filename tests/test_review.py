@@ -69,12 +69,22 @@ def test_one_example_per_reason_most_frequent_first_each_found_as_its_stage_rece
     ]
     assert examples == rejection_examples(list(reversed(REJECTIONS)), seed=2025)
     scored = [pair(3, 0.2, id="sad-3-s1", response="Here you go </s> call me at 555-123-4567")]
-    pairs = [{"id": "sad-1-s1", "scenario": "rent", "story": "s", "explanation": "e", "response": "r"}, {"id": "sad-2-s1", "scenario": "rent", "story": "s", "explanation": "e", "response": "r"}, {**scored[0], "response": "older"}]
+    pairs = [
+        {"id": "sad-1-s1", "scenario": "rent", "story": "s", "explanation": "e", "response": "r"},
+        {"id": "sad-2-s1", "scenario": "rent", "story": "s", "explanation": "e", "response": "r"},
+        {**scored[0], "response": "older"},
+    ]
     scenarios = [{"id": "sad-7", "text": "my landlord raised the rent", "category": "Financial Problem", "severity": 6.0}]
     ids = [e.rejection["id"] for e in examples]
     records = latest_records(ids, [iter(scored), iter(pairs)], scenarios)
     assert records["sad-3-s1"]["response"].startswith("Here you go")  # the latest file wins: what filter saw
-    assert records["sad-7-s1"] == {"id": "sad-7-s1", "scenario_id": "sad-7", "category": "Financial Problem", "severity": 6.0, "scenario": "my landlord raised the rent"}
+    assert records["sad-7-s1"] == {
+        "id": "sad-7-s1",
+        "scenario_id": "sad-7",
+        "category": "Financial Problem",
+        "severity": 6.0,
+        "scenario": "my landlord raised the rent",
+    }
     assert set(records) == set(ids)
 
 
@@ -89,10 +99,19 @@ def sheet(corpus=CORPUS, rejections=REJECTIONS, records=None) -> str:
 
 def test_sheet_shows_each_part_with_chains_scores_and_crisis_marks():
     corpus = [*CORPUS[:11], pair(12, 1.9, crisis=True)]
-    records = {"sad-3-s1": pair(3, 0.2, id="sad-3-s1", response="Here you go </s> mail me at a@b.org"), "sad-7-s1": {"id": "sad-7-s1", "scenario": "my landlord raised the rent"}}
+    records = {
+        "sad-3-s1": pair(3, 0.2, id="sad-3-s1", response="Here you go </s> mail me at a@b.org"),
+        "sad-7-s1": {"id": "sad-7-s1", "scenario": "my landlord raised the rent"},
+    }
     text = sheet(corpus, records=records)
     headings = re.findall(r"^## (.+)$", text, re.M)
-    assert headings == ["1. Sample: 3 of 12 pairs, picked by seed 2025", "2. Highest empathy", "3. Lowest empathy", "4. Rejected: one example per reason", "5. Crisis-flagged pairs: 1"]
+    assert headings == [
+        "1. Sample: 3 of 12 pairs, picked by seed 2025",
+        "2. Highest empathy",
+        "3. Lowest empathy",
+        "4. Rejected: one example per reason",
+        "5. Crisis-flagged pairs: 1",
+    ]
     best = text.split("## 2. Highest empathy")[1].split("## 3.")[0]
     assert best.index("### 1. sad-12-s0") < best.index("### 2. sad-11-s0") and CRISIS_MARK in best
     assert "empathy **1.90** · ER 1.20 (level 1) · IP 0.40 (level 0) · EX 0.10 (level 0) · similarity scenario 0.61 / story 0.72 / response 0.55" in best
