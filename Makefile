@@ -52,7 +52,7 @@ $(LLAMA_TOOLS_DIR)/.built: $(VENV)/.venv-created
 	    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF > $(LLAMA_TOOLS_DIR)/configure.log
 	cmake --build $(LLAMA_TOOLS_DIR)/build --target $(LLAMA_TOOLS) -j $$(nproc)
 	cp $(addprefix $(LLAMA_TOOLS_DIR)/build/bin/,$(LLAMA_TOOLS)) $(LLAMA_TOOLS_DIR)/bin/
-	rm -rf $(LLAMA_TOOLS_DIR)/build $(LLAMA_TOOLS_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/.git
+	rm -rf $(LLAMA_TOOLS_DIR)/build $(LLAMA_TOOLS_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)*
 	touch $@
 
 # Optional Ray engine (generation.engine: ray). `make repro` does not need it; the tests do.
