@@ -177,7 +177,7 @@ def review_sheet(
         f"1. Sample: {min(sample_size, len(corpus))} of {len(corpus)} pairs, picked by seed {seed}", sample(corpus, seed, sample_size), "The corpus is empty."
     )
     lines += _pairs_section("2. Highest empathy", best, "The corpus is empty.")
-    lines += _pairs_section("3. Lowest empathy", worst, "No pairs beyond the highest ones.")
+    lines += _pairs_section("3. Lowest empathy", worst, "No pairs beyond the highest ones." if corpus else "The corpus is empty.")
     lines += _rejections_section(examples, rejected_records, rejected_total)
     crisis_title = f"5. Crisis-flagged pairs: {len(crisis)}" + (f", {len(shown_crisis)} shown" if len(shown_crisis) < len(crisis) else "")
     lines += _pairs_section(crisis_title, shown_crisis, "No pair of this corpus is crisis-flagged.")
