@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray llama-tools repro test test-slow bench gpu-check sampling-search clean-venv
+.PHONY: setup setup-ray setup-browser llama-tools repro test test-slow bench gpu-check sampling-search plots clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -63,15 +63,21 @@ $(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.deps-installed
 	$(BIN)/pip install --quiet -r requirements-ray.txt -c requirements.txt
 	touch $@
 
+# The browser tests (tests/test_plots_browser.py) render `dvc plots` in Debian's chromium; only
+# the tests need it. Installed with apt-get when missing (as root, else through sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+setup-browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # Stage commands call `python`: put the venv first on PATH.
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup setup-ray llama-tools
+test: setup setup-ray setup-browser llama-tools
 	$(BIN)/python -m pytest -q
 
 # Also the slow tests: the sampling grid queued as real DVC experiments.
-test-slow: setup setup-ray
+test-slow: setup setup-ray setup-browser
 	SYNTHEMPATHY_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
 bench: setup setup-ray
@@ -87,6 +93,10 @@ gpu-check: setup llama-tools
 # e.g. make sampling-search SEARCH_ARGS="--apply --extra -S scenarios.n_per_category=2"
 sampling-search: setup
 	$(BIN)/python scripts/sampling_search.py $(SEARCH_ARGS)
+
+# `dvc plots show` with vega inlined (no CDN): open dvc_plots/index.html. Diff: scripts/plots.py diff EXP
+plots: setup
+	$(BIN)/python scripts/plots.py show
 
 clean-venv:
 	rm -rf $(VENV)

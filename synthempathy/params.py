@@ -157,6 +157,8 @@ class EvaluateParams(Section):
 
 class ReportParams(Section):
     diversity_sample: int = Field(ge=2)  # stories in the self-BLEU sample (fixed, so corpus size does not bias it)
+    review_sample: int = Field(ge=1)  # pairs of the review sheet's seeded sample (data/corpus/review.md)
+    review_extremes: int = Field(ge=1)  # pairs shown with the highest and with the lowest empathy
 
 
 # Scores in metrics/corpus.json:sampling that the brainstorm sampling search can maximise (higher = more diverse).

@@ -271,6 +271,9 @@ def test_stage_merges_every_rejection_and_counts_the_funnel(tmp_path, monkeypatc
     assert metrics["funnel"]["steps"] == ["scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned", "scored", "final"]
     assert metrics["funnel"]["counts"] == {"scenarios": 2, "stories": 4, "stories_dedup": 3, "explanations": 3, "pairs": 3, "aligned": 2, "scored": 2, "final": 1}
     assert metrics["rejected_by_stage"] == {"align": 1, "dedup": 1, "filter": 1}
+    funnel_plot = open("metrics/plots/funnel.csv").read().splitlines()  # dvc plots funnel, in pipeline order
+    assert funnel_plot == ["step,records", "scenarios,2", "stories,4", "stories_dedup,3", "explanations,3", "pairs,3", "aligned,2", "scored,2", "final,1"]
+    assert open("metrics/plots/rejections.csv").read().splitlines()[1:] == ["align: near_duplicate,align,near_duplicate,1", "dedup: exact_duplicate,dedup,exact_duplicate,1", "filter: truncated,filter,truncated,1"]
 
     write_jsonl(data / "scored.jsonl", [{k: v for k, v in record().items() if k != "response_finish_reason"}])
     with pytest.raises(SystemExit) as exit_:
