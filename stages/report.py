@@ -36,7 +36,7 @@ def main(paths) -> None:
     examples = rejection_examples(rejected, params.seed)
     # --stage-files: latest stage first, so a rejected record is found as the stage that dropped it received it.
     records = latest_records((e.rejection["id"] for e in examples), [iter_jsonl(path) for path in paths.stage_files], scenarios)
-    sheet = review_sheet(corpus, examples, records, len(rejected), params.seed, params.report.review_sample, params.report.review_extremes)
+    sheet = review_sheet(corpus, examples, records, len(rejected), params.seed, params.report.review_sample, params.report.review_extremes, params.filter.pii)
     with atomic_path(paths.review) as tmp:
         tmp.write_text(sheet, encoding="utf-8")
 

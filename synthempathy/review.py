@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from synthempathy.empathy import MECHANISMS
-from synthempathy.filters import SIMILARITY_FIELDS, scrub_pii
+from synthempathy.filters import SIMILARITY_FIELDS
+from synthempathy.pii import PiiConfig, scrub
 from synthempathy.records import scenario_id_of, sort_key, sorted_by_id
 from synthempathy.seeding import derive_seed
 
@@ -89,10 +90,11 @@ def latest_records(ids: Iterable[str], sources: Sequence[Iterable[Mapping]], sce
     return found
 
 
-def _quote(text: str) -> str:
-    """A blockquote of ``text``: contact details scrubbed, '<' escaped (an HTML-like token such as
-    a leaked `</s>` would vanish when rendered), blank lines kept inside the quote."""
-    text, _ = scrub_pii(text.strip())
+def _quote(text: str, pii: PiiConfig) -> str:
+    """A blockquote of ``text``: personal data scrubbed (a rejected record never went through the
+    filter's scrub), '<' escaped (an HTML-like token such as a leaked `</s>` would vanish when
+    rendered), blank lines kept inside the quote."""
+    text, _ = scrub(text.strip(), pii)
     return "\n".join(f"> {line}".rstrip() for line in text.replace("<", "&lt;").splitlines()) or ">"
 
 
@@ -108,7 +110,7 @@ def _scores(record: Mapping) -> str:
     return " · ".join(parts)
 
 
-def _chain(record: Mapping) -> list[str]:
+def _chain(record: Mapping, pii: PiiConfig) -> list[str]:
     """The record's category, severity, crisis mark, scores and texts in pipeline order (its id
     is in the heading or example line above)."""
     facts = [record.get("category"), f"severity {record['severity']:g}" if "severity" in record else None]
@@ -120,29 +122,29 @@ def _chain(record: Mapping) -> list[str]:
         lines += [scores, ""]
     for field, label in CHAIN:
         if record.get(field):
-            lines += [f"**{label}**", "", _quote(record[field]), ""]
+            lines += [f"**{label}**", "", _quote(record[field], pii), ""]
     return lines
 
 
-def _pairs_section(title: str, records: Sequence[Mapping], empty: str) -> list[str]:
+def _pairs_section(title: str, records: Sequence[Mapping], empty: str, pii: PiiConfig) -> list[str]:
     lines = [f"## {title}", ""]
     if not records:
         return lines + [empty, ""]
     for i, record in enumerate(records, start=1):
-        lines += [f"### {i}. {record['id']}", "", *_chain(record)]
+        lines += [f"### {i}. {record['id']}", "", *_chain(record, pii)]
     return lines
 
 
-def _rejections_section(examples: Sequence[RejectionExample], records: Mapping[str, Mapping], total: int) -> list[str]:
+def _rejections_section(examples: Sequence[RejectionExample], records: Mapping[str, Mapping], total: int, pii: PiiConfig) -> list[str]:
     lines = ["## 4. Rejected: one example per reason", ""]
     if not examples:
         return lines + ["No record was rejected.", ""]
-    lines += [f"{total} records were dropped along the way (`data/rejected.jsonl`); the most frequent reason first.", ""]
+    lines += [f"{total} records were dropped along the way (all in the merged rejected records); the most frequent reason first.", ""]
     for e in examples:
         lines += [f"### {e.stage}: {e.reason} ({e.count} {'record' if e.count == 1 else 'records'})", ""]
         lines += [f"Example `{e.rejection['id']}`: {e.rejection.get('detail') or '(no detail)'}", ""]
         record = records.get(e.rejection["id"])
-        lines += _chain(record) if record else ["(its text is in none of the stage files)", ""]
+        lines += _chain(record, pii) if record else ["(its text is in none of the stage files)", ""]
     return lines
 
 
@@ -154,6 +156,7 @@ def review_sheet(
     seed: int,
     sample_size: int,
     extremes_size: int,
+    pii: PiiConfig,
 ) -> str:
     """The whole Markdown sheet. ``examples``: from ``rejection_examples``; ``rejected_records``:
     their records by id, from ``latest_records``."""
@@ -163,22 +166,22 @@ def review_sheet(
     lines = [
         "# Review sheet",
         "",
-        f"{len(corpus)} pairs in `data/corpus/synthempathy.jsonl`, {rejected_total} records rejected on the way. "
+        f"{len(corpus)} pairs in the corpus, {rejected_total} records rejected on the way. "
         "Scores are EPITOME expected levels from 0 (none) to 2 (strong): ER emotional reactions, IP interpretations, "
         "EX explorations; empathy is their mean. Similarities are MiniLM cosines of the explanation with the scenario "
         f"and the story, and of the response with the explanation. **{CRISIS_MARK}** marks a pair whose scenario or "
-        "explanation mentions self-harm or suicide (`filter.crisis_policy`). Emails, phone numbers, URLs and "
-        "addresses in the texts are shown as placeholders.",
+        "explanation mentions self-harm or suicide (`filter.crisis_policy`). Personal data in the texts "
+        "(`filter.pii_types`) is shown as placeholders.",
         "",
         "1. Sample · 2. Highest empathy · 3. Lowest empathy · 4. Rejected, one per reason · 5. Crisis-flagged pairs",
         "",
     ]
     lines += _pairs_section(
-        f"1. Sample: {min(sample_size, len(corpus))} of {len(corpus)} pairs, picked by seed {seed}", sample(corpus, seed, sample_size), "The corpus is empty."
+        f"1. Sample: {min(sample_size, len(corpus))} of {len(corpus)} pairs, picked by seed {seed}", sample(corpus, seed, sample_size), "The corpus is empty.", pii
     )
-    lines += _pairs_section("2. Highest empathy", best, "The corpus is empty.")
-    lines += _pairs_section("3. Lowest empathy", worst, "No pairs beyond the highest ones." if corpus else "The corpus is empty.")
-    lines += _rejections_section(examples, rejected_records, rejected_total)
+    lines += _pairs_section("2. Highest empathy", best, "The corpus is empty.", pii)
+    lines += _pairs_section("3. Lowest empathy", worst, "No pairs beyond the highest ones." if corpus else "The corpus is empty.", pii)
+    lines += _rejections_section(examples, rejected_records, rejected_total, pii)
     crisis_title = f"5. Crisis-flagged pairs: {len(crisis)}" + (f", {len(shown_crisis)} shown" if len(shown_crisis) < len(crisis) else "")
-    lines += _pairs_section(crisis_title, shown_crisis, "No pair of this corpus is crisis-flagged.")
+    lines += _pairs_section(crisis_title, shown_crisis, "No pair of this corpus is crisis-flagged.", pii)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -2,9 +2,14 @@
 record per reason found where it was dropped, crisis marks, readable and stable text."""
 
 import re
+from pathlib import Path
 
+from synthempathy.params import load_params
 from synthempathy.records import scenario_id_of
 from synthempathy.review import CRISIS_MARK, extremes, latest_records, rejection_examples, review_sheet, sample
+
+
+PII = load_params(Path(__file__).resolve().parents[1] / "params.yaml").filter.pii
 
 
 def pair(i: int, empathy: float, **extra) -> dict:
@@ -94,7 +99,7 @@ def test_scenario_id_of_story_and_scenario_ids():
 
 def sheet(corpus=CORPUS, rejections=REJECTIONS, records=None) -> str:
     examples = rejection_examples(rejections, seed=2025)
-    return review_sheet(corpus, examples, records or {}, len(rejections), seed=2025, sample_size=3, extremes_size=2)
+    return review_sheet(corpus, examples, records or {}, len(rejections), seed=2025, sample_size=3, extremes_size=2, pii=PII)
 
 
 def test_sheet_shows_each_part_with_chains_scores_and_crisis_marks():
@@ -136,6 +141,6 @@ def test_long_texts_are_blockquotes_never_table_cells():
 
 
 def test_empty_corpus_and_no_rejections_still_give_every_part():
-    text = review_sheet([], [], {}, 0, seed=1, sample_size=5, extremes_size=3)
+    text = review_sheet([], [], {}, 0, seed=1, sample_size=5, extremes_size=3, pii=PII)
     assert text.count("The corpus is empty.") == 3 and "No record was rejected." in text and "No pair of this corpus is crisis-flagged." in text
-    assert text == review_sheet([], [], {}, 0, seed=1, sample_size=5, extremes_size=3) and text.endswith("\n")
+    assert text == review_sheet([], [], {}, 0, seed=1, sample_size=5, extremes_size=3, pii=PII) and text.endswith("\n")
