@@ -4,8 +4,9 @@ story then rewritten and answered (three generations per story, every story assu
 Tokens per generation come from the pipeline's own outputs (``<field>_tokens`` in
 data/stories.jsonl, data/explanations.jsonl, data/pairs.jsonl) where they exist, else from the
 paper's mean lengths. Throughput is the CPU pipeline rate measured by bench_generation
-(benchmarks/results/generation.json); GPU figures are not measured here (no GPU): the rows for
-vLLM on one GPU (generation.engine: openai) use PUBLISHED throughput figures, labelled as such.
+(benchmarks/results/generation.json); a GPU's llama.cpp rate is measured by `make gpu-check`
+where a GPU is present; the rows for vLLM on one GPU (generation.engine: openai) use PUBLISHED
+throughput figures, labelled as such.
 
     python -m benchmarks.bench_projection            # writes benchmarks/results/projection.md
     python -m benchmarks.bench_projection --smoke    # prints only
@@ -72,9 +73,8 @@ def measured_rates() -> dict[str, float]:
     return {name.split()[1]: rate for name, rate in rates.items() if name.startswith("pipeline ")}
 
 
-def projection() -> tuple[str, str]:
-    """The Markdown body, and a one-line summary."""
-    stories = SCENARIOS * STORIES_PER_SCENARIO
+def paper_scale_tokens() -> tuple[list[str], float, float]:
+    """Table rows (generation, mean tokens, source), tokens per story, and generated tokens in all."""
     rows, per_story = [], 0.0
     for path, field, fallback, source in STEPS:
         measured = mean_tokens(path, field)
@@ -82,13 +82,19 @@ def projection() -> tuple[str, str]:
         where = f"measured: mean of {measured[1]:,} records in {path}" if measured else f"estimate: {source}"
         rows.append(f"| {field.removesuffix('_tokens')} | {mean:.1f} | {where} |")
         per_story += mean
-    total = stories * per_story
+    return rows, per_story, SCENARIOS * STORIES_PER_SCENARIO * per_story
+
+
+def projection() -> tuple[str, str]:
+    """The Markdown body, and a one-line summary."""
+    stories = SCENARIOS * STORIES_PER_SCENARIO
+    rows, per_story, total = paper_scale_tokens()
     rates = measured_rates()
     time_rows = [
         f"| embedded SmolLM2-135M Q4_1, CPU (this machine, bench_generation), batch {batch} | {rate:.1f} | {total / rate / 3600:,.1f} |"
         for batch, rate in sorted(rates.items(), key=lambda item: int(item[0]))
     ] or ["| embedded SmolLM2-135M Q4_1, CPU | not measured (run bench_generation first) | - |"]
-    time_rows.append("| 7B Q4 (e.g. Mistral-7B-Instruct Q4_K_M), one GPU, llama.cpp batch B | not measured (no GPU here) | T / (r_B x 3600) |")
+    time_rows.append("| 7B Q4 (e.g. Mistral-7B-Instruct Q4_K_M), one GPU, batch B | `make gpu-check` (benchmarks/results/gpu.md) | T / (r_B x 3600) |")
     time_rows += [
         f"| PUBLISHED, not measured here: {model}, {gpu}, {how} ([source]({url})) | {rate:,} | {total / rate / 3600:,.1f} |"
         for model, gpu, how, rate, url in PUBLISHED_VLLM
@@ -117,8 +123,7 @@ prompt processing included) at the batch size used.
 The CPU rows are for the embedded 135M model, the only one measured here, on bench_generation's brainstorm
 prompts capped at 48 new tokens (about 4 prompt tokens per generated token; the pipeline's three steps
 average about 1.4, so r underestimates them: the default corpus's brainstorm ran at 64 tok/s at batch 8, logs/brainstorm.json). A 7B model does ~50x more arithmetic per token: on CPU it would be far slower, and
-on a GPU r_B must be measured (`model.n_gpu_layers: -1`, `generation.batch_size: B`, then
-`python -m benchmarks.bench_generation`).
+on a GPU r_B is measured by `make gpu-check` (benchmarks/gpu_check.py) on a Mistral-7B-shaped GGUF.
 
 The PUBLISHED rows are vLLM serving a model of the paper's size (Mistral-7B) or a close one
 (Llama-3.1-8B) on one GPU, as third parties measured it, with their prompts and lengths (ours:

@@ -15,8 +15,18 @@ import sys
 
 # In order: the projection reads bench_generation's results. bench_align is another team's and
 # may be absent. bench_ray skips itself when Ray is not installed (make setup-ray); bench_server
-# needs llama-server (make llama-tools).
-BENCHMARKS = ("bench_generation", "bench_dedup", "bench_projection", "bench_align", "bench_ray", "bench_shards", "bench_server", "bench_server_determinism")
+# and bench_server_determinism need llama-server (make llama-tools).
+BENCHMARKS = (
+    "bench_generation",
+    "bench_dedup",
+    "bench_projection",
+    "bench_align",
+    "bench_ray",
+    "bench_shards",
+    "bench_pii",
+    "bench_server",
+    "bench_server_determinism",
+)
 
 
 def main() -> int:

@@ -44,6 +44,10 @@ def test_shipped_params_are_valid():
         ({"generation__concurrency": 0}, "generation.concurrency"),
         ({"generation__timeout_s": 0}, "generation.timeout_s"),
         ({"generation__api_key_env": "MY KEY"}, "generation.api_key_env"),
+        ({"filter__pii_policy": "mask"}, "filter.pii_policy"),
+        ({"filter__pii_types": ["email", "passport"]}, "filter.pii_types"),
+        ({"filter__pii_types": []}, "filter.pii_types"),
+        ({"filter__pii_phone_regions": ["US", "UK"]}, "filter.pii_phone_regions"),  # ISO code is GB
     ],
 )
 def test_bad_values_name_the_param(tmp_path, override, fragment):
