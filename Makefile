@@ -14,7 +14,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray repro test test-slow bench sampling-search clean-venv
+.PHONY: setup setup-ray repro test test-slow bench sampling-search scorer-cv clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -59,6 +59,11 @@ bench: setup setup-ray
 # e.g. make sampling-search SEARCH_ARGS="--apply --extra -S scenarios.n_per_category=2"
 sampling-search: setup
 	$(BIN)/python scripts/sampling_search.py $(SEARCH_ARGS)
+
+# Grouped CV of the EPITOME scorer vs its baselines -> metrics/empathy_scorer.json and .md (committed;
+# too slow for dvc repro). E.g. make scorer-cv SCORER_CV_ARGS="--max-posts 400 --folds 3" for a quick look.
+scorer-cv: setup
+	nice -n 10 $(BIN)/python scripts/scorer_cv.py $(SCORER_CV_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

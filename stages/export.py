@@ -14,7 +14,7 @@ CORPUS = "data/corpus/synthempathy.jsonl"
 SFT = "data/corpus/sft.jsonl"
 PARQUET = "data/corpus/synthempathy.parquet"
 CARD = "data/corpus/README.md"
-METRICS = ("metrics/filter.json", "metrics/empathy.json", "metrics/empathy_scorer.json")
+METRICS = ("metrics/filter.json", "metrics/empathy.json", "metrics/empathy_scorer_heldout.json")
 
 log = logging.getLogger("export")
 

@@ -115,10 +115,10 @@ def dataset_card(corpus: Sequence[dict], metrics: Mapping[str, Mapping], params:
     """README.md of data/corpus: what the files are, how they were made, licences, citation.
 
     ``metrics`` maps each metrics file name (metrics/filter.json, metrics/empathy.json,
-    metrics/empathy_scorer.json) to its content. Composition, lengths, diversity and empathy means are computed from ``corpus`` with
+    metrics/empathy_scorer_heldout.json) to its content. Composition, lengths, diversity and empathy means are computed from ``corpus`` with
     the report's functions, so the card always describes the exported rows.
     """
-    filter_file, empathy_file, scorer_file = "metrics/filter.json", "metrics/empathy.json", "metrics/empathy_scorer.json"
+    filter_file, empathy_file, scorer_file = "metrics/filter.json", "metrics/empathy.json", "metrics/empathy_scorer_heldout.json"
     n = len(corpus)
     if _field(metrics, filter_file, "records_out") != n:
         raise InputError(f"{filter_file}: records_out differs from the corpus size {n}; rerun the filter stage (dvc repro)")

@@ -41,7 +41,7 @@ CORPUS = [pair(0, "School"), pair(1, "Work", crisis=True), pair(2, "School", not
 METRICS = {
     "metrics/filter.json": {"records_in": 5, "records_out": 3, "rejected": {"refusal": 2, "pii": 0}, "crisis_flagged": 1, "pii_scrubbed": 0, "funnel": {"counts": {"final": 3, "scenarios": 4, "stories": 8}}},
     "metrics/empathy.json": {"n": 5, "er": {"mean": 1.1}},
-    "metrics/empathy_scorer.json": {"heldout_posts": 250, "heldout": {m: {"model": {"accuracy": 0.8, "macro_f1": f1}, "majority": {"accuracy": 0.6, "macro_f1": 0.25}} for m, f1 in [("er", 0.65), ("ip", 0.55), ("ex", 0.6)]}},
+    "metrics/empathy_scorer_heldout.json": {"heldout_posts": 250, "heldout": {m: {"model": {"accuracy": 0.8, "macro_f1": f1}, "majority": {"accuracy": 0.6, "macro_f1": 0.25}} for m, f1 in [("er", 0.65), ("ip", 0.55), ("ex", 0.6)]}},
 }
 
 
