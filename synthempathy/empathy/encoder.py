@@ -61,7 +61,7 @@ def load_minilm():
 
     path = resolve_embedding_model("default")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = BertModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False, attn_implementation="sdpa")
+    model = BertModel.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")  # with its (unused) pooler: no load report of unexpected keys
     return tokenizer, model.eval()
 
 
