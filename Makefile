@@ -14,7 +14,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray repro test test-slow bench sampling-search scorer-cv clean-venv
+.PHONY: setup setup-ray llama-tools repro test test-slow bench sampling-search scorer-cv clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -32,6 +32,27 @@ $(VENV)/.deps-installed: requirements.txt $(VENV)/.venv-created
 # --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS and could bring back a broken native build.
 $(VENV)/.llama-installed: $(VENV)/.venv-created
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --no-cache-dir --no-deps llama-cpp-python==$(LLAMA_CPP_VERSION)
+	touch $@
+
+# llama.cpp's own programs (llama-server, llama-quantize, llama-batched-bench), built from the llama.cpp
+# sources vendored in the same pinned llama-cpp-python sdist, with the same CPU/CUDA flags: the server
+# engine's tests and the GPU check use them. Nothing else is downloaded (the server's web UI is left out).
+LLAMA_TOOLS_DIR := $(VENV)/llama.cpp
+LLAMA_TOOLS := llama-server llama-quantize llama-batched-bench
+llama-tools: $(LLAMA_TOOLS_DIR)/.built
+
+$(LLAMA_TOOLS_DIR)/.built: $(VENV)/.venv-created
+	rm -rf $(LLAMA_TOOLS_DIR) && mkdir -p $(LLAMA_TOOLS_DIR)/bin
+	$(BIN)/pip download --quiet --no-deps --no-binary=:all: llama-cpp-python==$(LLAMA_CPP_VERSION) -d $(LLAMA_TOOLS_DIR)
+	tar -xzf $(LLAMA_TOOLS_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C $(LLAMA_TOOLS_DIR) \
+	    llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp
+	cmake -S $(LLAMA_TOOLS_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp -B $(LLAMA_TOOLS_DIR)/build -G Ninja \
+	    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF $(LLAMA_CMAKE_ARGS) -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+	    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
+	    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF > $(LLAMA_TOOLS_DIR)/configure.log
+	cmake --build $(LLAMA_TOOLS_DIR)/build --target $(LLAMA_TOOLS) -j $$(nproc)
+	cp $(addprefix $(LLAMA_TOOLS_DIR)/build/bin/,$(LLAMA_TOOLS)) $(LLAMA_TOOLS_DIR)/bin/
+	rm -rf $(LLAMA_TOOLS_DIR)/build $(LLAMA_TOOLS_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)*
 	touch $@
 
 # Optional Ray engine (generation.engine: ray). `make repro` does not need it; the tests do.

@@ -147,9 +147,9 @@ def _decode(ctx: llama_cpp.llama_context_p, batch: llama_cpp.llama_batch) -> Non
         raise RuntimeError("llama_decode failed")
 
 
-def pipeline_waves(prompts: Sequence[list[int]], ids: Sequence[str], batch_size: int) -> list[list[list[int]]]:
+def pipeline_waves(prompts: Sequence[list[int]], ids: Sequence[str], batch_size: int, shard_batches: int) -> list[list[list[int]]]:
     """The pipeline's batches when every story runs to max_tokens: each shard, B prompts at a time."""
-    shards = ShardPlan.for_batch(batch_size).split(ids)
+    shards = ShardPlan.for_batch(batch_size, shard_batches).split(ids)
     return [[prompts[j] for j in shard[i : i + batch_size]] for shard in shards for i in range(0, len(shard), batch_size)]
 
 
@@ -215,7 +215,7 @@ def measure(params: Params, config: Config, rounds: int) -> Iterator[dict[str, R
             runs.setdefault("pipeline 1", []).append(pipeline(params, 1, single_requests, Path(tmp) / f"b1-{round_}"))
             for b in config.batch_sizes:
                 runs.setdefault(f"pipeline {b}", []).append(pipeline(params, b, batched_requests, Path(tmp) / f"b{b}-{round_}"))
-                waves = pipeline_waves(prompts, [r.id for r in batched_requests], b)
+                waves = pipeline_waves(prompts, [r.id for r in batched_requests], b, params.generation.shard_batches)
                 runs.setdefault(f"ceiling {b}", []).append(ceiling(llm, params.model.n_ctx, b, waves, config.max_tokens))
                 runs.setdefault(f"decode {b}", []).append(ceiling(llm, params.model.n_ctx, b, None, config.max_tokens))
             yield {name: best(rates) for name, rates in runs.items()}

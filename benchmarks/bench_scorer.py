@@ -25,7 +25,7 @@ import torch
 from benchmarks.common import busy, header, table, write_result
 from synthempathy.embeddings import Embedder
 from synthempathy.empathy.baseline import fit_baselines
-from synthempathy.empathy.data import MECHANISMS, load_epitome, pairs_table
+from synthempathy.empathy.data import MECHANISMS, load_epitome, pairs_table, stage_files
 from synthempathy.empathy.encoder import FrozenEncoder, PairModel
 from synthempathy.empathy.features import frame_features
 from synthempathy.empathy.scorer import EmpathyScorer
@@ -34,12 +34,17 @@ from synthempathy.params import load_params
 GOAL = 200.0  # pairs/s on 2 cores
 
 
+def epitome_pairs():
+    files = stage_files()
+    return pairs_table(load_epitome(files), files)
+
+
 def pair_sets(n: int) -> dict[str, list[tuple[str, str]]]:
     """``n`` EPITOME pairs as annotated and ``n`` corpus-length pairs, from the end of the file
     (the previous scorer is fitted on its start)."""
-    table = pairs_table(load_epitome("data/external/epitome"))
+    table = epitome_pairs()
     tail = table.iloc[len(table) - 3 * n :]
-    short = list(zip(tail["seeker"][-n:], tail["response"][-n:]))
+    short = list(zip(tail["seeker"][-n:], tail["response"][-n:], strict=True))
     seekers, responses = list(tail["seeker"]), list(tail["response"])
     long = [(" ".join(seekers[i : i + 3]), " ".join(responses[i : i + 3])) for i in range(0, 3 * n, 3)]
     return {"EPITOME length": short, "corpus length": long}
@@ -48,7 +53,7 @@ def pair_sets(n: int) -> dict[str, list[tuple[str, str]]]:
 def previous_scorer(fit_pairs: int, embedder: Embedder):
     """Fitted per-mechanism baselines and a function scoring pairs as the previous scorer did."""
     params = load_params().train_scorer
-    table = pairs_table(load_epitome("data/external/epitome")).iloc[:fit_pairs]
+    table = epitome_pairs().iloc[:fit_pairs]
     X = frame_features(table, embedder)
     models = {m: fit_baselines(X, table[m].to_numpy(), params.baseline)["baseline"] for m in MECHANISMS}
 
@@ -101,8 +106,19 @@ def main() -> None:
         for name, pairs in pair_sets(n).items():
             rate = measure(pairs, rounds, encoder, previous, args.threads, fit_embedder)
             ratio = rate["pair encoder"] / rate["previous scorer"]
-            print(f"scorer {name}: {len(pairs)} pairs, pair encoder {rate['pair encoder']:.1f}/s, previous scorer {rate['previous scorer']:.1f}/s, ratio {ratio:.3f} (goal >= {GOAL:.0f} pairs/s)")
-            rows.append([name, str(len(pairs)), f"{rate['pair encoder']:.1f}", f"{rate['previous scorer']:.1f}", f"{ratio:.3f}", f"{105_578 / rate['pair encoder'] / 60:.0f}"])
+            print(
+                f"scorer {name}: {len(pairs)} pairs, pair encoder {rate['pair encoder']:.1f}/s, previous scorer {rate['previous scorer']:.1f}/s, ratio {ratio:.3f} (goal >= {GOAL:.0f} pairs/s)"
+            )
+            rows.append(
+                [
+                    name,
+                    str(len(pairs)),
+                    f"{rate['pair encoder']:.1f}",
+                    f"{rate['previous scorer']:.1f}",
+                    f"{ratio:.3f}",
+                    f"{105_578 / rate['pair encoder'] / 60:.0f}",
+                ]
+            )
     if args.smoke:
         return
     text = header("EPITOME scorer speed", busy_before) + (

@@ -24,12 +24,10 @@ sys.path.insert(0, str(ROOT))  # run as a file: import the package from this che
 
 from synthempathy.embeddings import Embedder  # noqa: E402
 from synthempathy.empathy.cv import cross_validate, grouped_folds, markdown_report  # noqa: E402
-from synthempathy.empathy.data import load_epitome, pairs_table, sample_posts, split_heldout  # noqa: E402
+from synthempathy.empathy.data import load_epitome, pairs_table, sample_posts, split_heldout, stage_files  # noqa: E402
 from synthempathy.empathy.train import systems_predictor  # noqa: E402
 from synthempathy.io import atomic_path, write_json_atomic  # noqa: E402
 from synthempathy.params import load_params  # noqa: E402
-
-EPITOME_DIR = "data/external/epitome"
 
 
 def main() -> int:
@@ -42,12 +40,19 @@ def main() -> int:
     params = load_params()
     p = params.train_scorer
     started = time.perf_counter()
-    table = sample_posts(pairs_table(load_epitome(EPITOME_DIR), EPITOME_DIR), args.max_posts or p.max_posts, params.seed)
+    files = stage_files()  # the annotation files of dvc.yaml's train_scorer stage
+    table = sample_posts(pairs_table(load_epitome(files), files), args.max_posts or p.max_posts, params.seed)
     heldout, _ = split_heldout(table, p.heldout_posts, params.seed)
     table = table[~table["sp_id"].isin(set(heldout))].reset_index(drop=True)
     folds = grouped_folds(table, args.folds or p.cv_folds, params.seed)
     predict = systems_predictor(table, p, params.seed, Embedder(params.embedding.model, params.embedding.batch_size))
-    result = {"pairs": len(table), "posts": int(table["sp_id"].nunique()), "folds": len(folds), "params": p.model_dump(), **cross_validate(table, folds, predict)}
+    result = {
+        "pairs": len(table),
+        "posts": int(table["sp_id"].nunique()),
+        "folds": len(folds),
+        "params": p.model_dump(),
+        **cross_validate(table, folds, predict),
+    }
     write_json_atomic(args.out, result)
     with atomic_path(args.out.with_suffix(".md")) as tmp:
         tmp.write_text(markdown_report(result), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Stage: intent alignment + near-duplicate removal, data/pairs.jsonl -> data/aligned.jsonl."""
+"""Stage: intent alignment + near-duplicate removal of the (explanation, response) pairs."""
 
 import csv
 import logging
@@ -6,32 +6,24 @@ import logging
 from synthempathy.align import NEAREST, REQUIRED_FIELDS, align_pairs
 from synthempathy.embeddings import Embedder
 from synthempathy.errors import stage_main
-from synthempathy.io import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
+from synthempathy.io import atomic_path, read_jsonl
 from synthempathy.params import load_params
-
-INPUT = "data/pairs.jsonl"
-OUTPUT = "data/aligned.jsonl"
-REJECTED = "data/rejected/align.jsonl"
-METRICS = "metrics/align.json"
-SIMILARITY_PLOT = "metrics/plots/similarity.csv"
 
 log = logging.getLogger("align")
 
 
-@stage_main
-def main() -> None:
+@stage_main("pairs", "aligned", "rejected", "metrics", "similarity_plot")
+def main(paths) -> None:
     params = load_params()
-    pairs = read_jsonl(INPUT, required=REQUIRED_FIELDS)
+    pairs = read_jsonl(paths.pairs, required=REQUIRED_FIELDS)
     embedder = Embedder(params.embedding.model, params.embedding.batch_size)
-    result = align_pairs(pairs, embedder.encode, params.align, progress=True)
-    write_jsonl_atomic(OUTPUT, result.kept)
-    write_jsonl_atomic(REJECTED, result.rejected)
-    write_json_atomic(METRICS, result.metrics)
-    with atomic_path(SIMILARITY_PLOT) as tmp, tmp.open("w", newline="") as fh:
+    result, histogram = align_pairs(pairs, embedder.encode, params.align, progress=True)
+    result.write(paths.aligned, paths.rejected, paths.metrics)
+    with atomic_path(paths.similarity_plot) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["similarity", "scenario", "story", "response", NEAREST])
         writer.writeheader()
-        writer.writerows(result.histogram)
-    log.info("kept %d of %d pairs; rejected: %s", len(result.kept), len(pairs), result.metrics["rejected"])
+        writer.writerows(histogram)
+    log.info("kept %d of %d pairs; rejected: %s", len(result.kept), len(pairs), result.metrics()["rejected"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Stage: base vs base+LoRA responses to held-out situations, scored with the EPITOME scorer,
--> metrics/finetune.json (per mechanism: means, spread, paired-bootstrap CI) and
-data/eval/generations.jsonl (both responses and their scores, side by side)."""
+"""Stage: base vs base+LoRA responses to held-out situations, scored with the EPITOME scorer:
+metrics per mechanism (means, spread, paired-bootstrap CI) and the generations side by side
+(both responses and their scores)."""
 
 import logging
 import time
@@ -13,36 +13,31 @@ from synthempathy.evaluate import compare_scores, generate_responses, read_situa
 from synthempathy.finetune import load_base, select_device
 from synthempathy.io import write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
-
-ADAPTER = "models/adapter"
-SCORER = "models/empathy_scorer"
-METRICS = "metrics/finetune.json"
-GENERATIONS = "data/eval/generations.jsonl"
-TIMINGS = "logs/evaluate.json"
+from synthempathy.paths import log_path
 
 log = logging.getLogger("evaluate")
 
 
-@stage_main
-def main() -> None:
+@stage_main("adapter", "scorer", "generations", "metrics")
+def main(paths) -> None:
     all_params = load_params()
     params, finetune = all_params.evaluate, all_params.finetune
     situations = read_situations(params.situations, params.text_column, params.limit)
     texts = [s["text"] for s in situations]
     started = time.perf_counter()
     base, tokenizer = load_base(finetune.base_model, select_device(finetune.device, finetune.threads))
-    model = PeftModel.from_pretrained(base, ADAPTER)
+    model = PeftModel.from_pretrained(base, paths.adapter)
     tuned_replies = generate_responses(model, tokenizer, texts, params, all_params.seed, "tuned")
     with model.disable_adapter():
         base_replies = generate_responses(model, tokenizer, texts, params, all_params.seed, "base")
     generated = time.perf_counter()
     # One scorer call for both sets: the scorer loads once.
-    scores = score([*zip(texts, base_replies), *zip(texts, tuned_replies)], scorer_dir=SCORER)
+    scores = score([*zip(texts, base_replies), *zip(texts, tuned_replies)], scorer_dir=paths.scorer)
     base_scores, tuned_scores = scores[: len(texts)], scores[len(texts) :]
-    write_jsonl_atomic(GENERATIONS, side_by_side(situations, base_replies, tuned_replies, base_scores, tuned_scores))
+    write_jsonl_atomic(paths.generations, side_by_side(situations, base_replies, tuned_replies, base_scores, tuned_scores))
     metrics = compare_scores(base_scores, tuned_scores, params.bootstrap_samples, all_params.seed)
-    write_json_atomic(METRICS, metrics)
-    write_json_atomic(TIMINGS, {"situations": len(texts), "generate_s": round(generated - started, 1), "score_s": round(time.perf_counter() - generated, 1)})
+    write_json_atomic(paths.metrics, metrics)
+    write_json_atomic(log_path("evaluate"), {"situations": len(texts), "generate_s": round(generated - started, 1), "score_s": round(time.perf_counter() - generated, 1)})
     e = metrics["empathy"]
     log.info("empathy %.3f -> %.3f (%+.1f%%, 95%% CI of the difference %s) on %d situations", e["base_mean"], e["tuned_mean"], 100 * (e["relative_change"] or 0), e["difference_ci"], len(texts))
 

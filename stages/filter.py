@@ -1,5 +1,5 @@
-"""Stage: rule-based filters, data/scored.jsonl -> data/corpus/synthempathy.jsonl, plus
-data/rejected.jsonl (every stage's rejections) and metrics/filter.json (reasons, funnel)."""
+"""Stage: rule-based filters of the scored pairs -> the corpus, plus every stage's rejections
+merged into one file and metrics with the reasons and the retention funnel."""
 
 import logging
 from collections import Counter
@@ -9,22 +9,6 @@ from synthempathy.errors import InputError, stage_main
 from synthempathy.filters import filter_pairs, merge_rejections, required_fields, retention_funnel
 from synthempathy.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
-
-INPUT = "data/scored.jsonl"
-OUTPUT = "data/corpus/synthempathy.jsonl"
-REJECTED = "data/rejected.jsonl"
-METRICS = "metrics/filter.json"
-UPSTREAM_REJECTED = [f"data/rejected/{stage}.jsonl" for stage in ("brainstorm", "dedup", "rewrite", "respond", "align")]
-# Record count after each step, in pipeline order; "final" is this stage's output.
-FUNNEL = {
-    "scenarios": "data/scenarios.jsonl",
-    "stories": "data/stories.jsonl",
-    "stories_dedup": "data/stories_dedup.jsonl",
-    "explanations": "data/explanations.jsonl",
-    "pairs": "data/pairs.jsonl",
-    "aligned": "data/aligned.jsonl",
-    "scored": INPUT,
-}
 
 log = logging.getLogger("filter")
 
@@ -37,18 +21,27 @@ def count_records(path: str) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-@stage_main
-def main() -> None:
+def funnel_files(specs: list[str]) -> dict[str, str]:
+    """``step=path`` arguments, in pipeline order, as {step: path}."""
+    steps = dict(spec.split("=", 1) for spec in specs)
+    if len(steps) != len(specs):
+        raise InputError(f"--funnel {' '.join(specs)}: give each step once, as step=path, in dvc.yaml")
+    return steps
+
+
+@stage_main("scored", "corpus", "rejected", "metrics", "upstream_rejected+", "funnel+")
+def main(paths) -> None:
     params = load_params().filter
-    kept, rejected, metrics = filter_pairs(read_jsonl(INPUT, required=required_fields(params)), params)
-    upstream = [read_jsonl(path, required=("id", "stage", "reason")) for path in UPSTREAM_REJECTED if Path(path).is_file()]
-    all_rejected = merge_rejections([*upstream, rejected])
-    funnel = retention_funnel({**{step: count_records(path) for step, path in FUNNEL.items()}, "final": len(kept)})
-    write_jsonl_atomic(OUTPUT, kept)
-    write_jsonl_atomic(REJECTED, all_rejected)
+    result = filter_pairs(read_jsonl(paths.scored, required=required_fields(params)), params)
+    upstream = [read_jsonl(path, required=("id", "stage", "reason")) for path in paths.upstream_rejected]
+    all_rejected = merge_rejections([*upstream, result.rejected])
+    funnel = retention_funnel({**{step: count_records(path) for step, path in funnel_files(paths.funnel).items()}, "final": len(result.kept)})
+    write_jsonl_atomic(paths.corpus, result.kept)
+    write_jsonl_atomic(paths.rejected, all_rejected)
     by_stage = dict(sorted(Counter(r["stage"] for r in all_rejected).items()))
-    write_json_atomic(METRICS, {**metrics, "funnel": funnel, "rejected_by_stage": by_stage})
-    log.info("kept %d of %d pairs; rejected: %s", len(kept), metrics["records_in"], {k: v for k, v in metrics["rejected"].items() if v})
+    metrics = result.metrics()
+    write_json_atomic(paths.metrics, {**metrics, "funnel": funnel, "rejected_by_stage": by_stage})
+    log.info("kept %d of %d pairs; rejected: %s", len(result.kept), len(result.rejected) + len(result.kept), {k: v for k, v in metrics["rejected"].items() if v})
 
 
 if __name__ == "__main__":

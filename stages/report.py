@@ -1,5 +1,5 @@
-"""Final stage: metrics/corpus.json (funnel, lengths, diversity, categories, and the brainstorm
-sampling scores: story diversity and coherence) and length plots."""
+"""Stage: the corpus report (funnel, lengths, diversity, categories, and the brainstorm sampling
+scores: story diversity and coherence) and the length plot data."""
 
 import csv
 import json
@@ -12,27 +12,20 @@ from synthempathy.io import atomic_path, read_jsonl, write_json_atomic
 from synthempathy.params import load_params
 from synthempathy.report import corpus_report, length_histogram
 
-STORIES = "data/stories.jsonl"
-CORPUS = "data/corpus/synthempathy.jsonl"
-FILTER_METRICS = "metrics/filter.json"  # the retention funnel, counted once by the filter stage
-METRICS = "metrics/corpus.json"
-LENGTH_PLOT = "metrics/plots/lengths.csv"
 
-
-@stage_main
-def main() -> None:
-    corpus = read_jsonl(CORPUS, required=("id", "category", "explanation", "response"))
-    funnel = json.loads(Path(FILTER_METRICS).read_text(encoding="utf-8"))["funnel"]["counts"]
+@stage_main("stories", "corpus", "filter_metrics", "metrics", "length_plot")
+def main(paths) -> None:
+    corpus = read_jsonl(paths.corpus, required=("id", "category", "explanation", "response"))
+    funnel = json.loads(Path(paths.filter_metrics).read_text(encoding="utf-8"))["funnel"]["counts"]  # counted once, by the filter stage
     params = load_params()
     embedder = Embedder(params.embedding.model, params.embedding.batch_size)
-    stories = read_jsonl(STORIES, required=("id", "scenario_id", "scenario", "story"))
+    stories = read_jsonl(paths.stories, required=("id", "scenario_id", "scenario", "story"))
     sampling = sampling_metrics(stories, len(corpus), embedder.encode, params.align.min_scenario_similarity, params.report.diversity_sample)
-    write_json_atomic(METRICS, {**corpus_report(funnel, corpus), "sampling": sampling})
-    rows = length_histogram(corpus)
-    with atomic_path(LENGTH_PLOT) as tmp, tmp.open("w", newline="") as fh:
+    write_json_atomic(paths.metrics, {**corpus_report(funnel, corpus), "sampling": sampling})
+    with atomic_path(paths.length_plot) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["words", "explanations", "responses"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(length_histogram(corpus))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage 1: SAD stressor sentences -> data/scenarios.jsonl (n per category, deterministic)."""
+"""Stage 1: SAD stressor sentences -> scenarios (n per category, deterministic)."""
 
 from collections import Counter
 
@@ -7,19 +7,15 @@ from synthempathy.io import write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
 from synthempathy.scenarios import load_sad, sample_per_category, stressor_scenarios
 
-SEEDS = "data/seeds/SAD_v1.csv"
-OUTPUT = "data/scenarios.jsonl"
-METRICS = "metrics/scenarios.json"
 
-
-@stage_main
-def main() -> None:
+@stage_main("seeds", "scenarios", "metrics")
+def main(paths) -> None:
     params = load_params()
-    stressors = stressor_scenarios(load_sad(SEEDS), source=SEEDS)
+    stressors = stressor_scenarios(load_sad(paths.seeds), source=paths.seeds)
     chosen = sample_per_category(stressors, params.scenarios.n_per_category, params.seed)
-    write_jsonl_atomic(OUTPUT, chosen)
+    write_jsonl_atomic(paths.scenarios, chosen)
     write_json_atomic(
-        METRICS,
+        paths.metrics,
         {"stressors": len(stressors), "scenarios": len(chosen), "per_category": dict(sorted(Counter(r["category"] for r in chosen).items()))},
     )
 

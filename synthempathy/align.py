@@ -10,15 +10,14 @@ written out, so outputs never depend on float noise.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from synthempathy.dedup.near_duplicate import NearDuplicateConfig, find_near_duplicates
 from synthempathy.params import AlignParams
-from synthempathy.records import rejection, sorted_by_id
+from synthempathy.records import sorted_by_id
+from synthempathy.results import StageResult
 
 STAGE = "align"
 REQUIRED_FIELDS = ("id", "scenario", "story", "explanation", "response")
@@ -36,14 +35,6 @@ REASONS = tuple(reason for _, _, reason in CHECKS) + (NEAR_DUPLICATE,)
 NEAREST = "nearest_explanation"  # histogram column: max cosine to any earlier explanation
 
 Embed = Callable[[Sequence[str]], np.ndarray]
-
-
-@dataclass(frozen=True)
-class AlignResult:
-    kept: list[dict]
-    rejected: list[dict]
-    metrics: dict
-    histogram: list[dict]  # rows of metrics/plots/similarity.csv
 
 
 def rounded(values: np.ndarray) -> np.ndarray:
@@ -83,8 +74,9 @@ def first_failure(sims: dict[str, np.ndarray], params: AlignParams, i: int) -> t
     return None
 
 
-def align_pairs(pairs: Sequence[dict], embed: Embed, params: AlignParams, progress: bool = False) -> AlignResult:
-    """Keep aligned, non-duplicate pairs (with their similarity fields); reject the rest."""
+def align_pairs(pairs: Sequence[dict], embed: Embed, params: AlignParams, progress: bool = False) -> tuple[StageResult, list[dict]]:
+    """Keep aligned, non-duplicate pairs (with their similarity fields); reject the rest. Also
+    returns the similarity histogram rows (all pairs, before thresholds) for the plots."""
     pairs = sorted_by_id(pairs)  # "earlier" in near-duplicate removal means earlier id
     sims, explanations = pair_similarities(pairs, embed)
     failures = [first_failure(sims, params, i) for i in range(len(pairs))]
@@ -94,28 +86,18 @@ def align_pairs(pairs: Sequence[dict], embed: Embed, params: AlignParams, progre
         eligible=np.array([f is None for f in failures], dtype=bool),
         progress=progress,
     )
-    kept, rejected = [], []
+    result = StageResult(STAGE, REASONS, records_in=len(pairs))
     for i, (pair, failure) in enumerate(zip(pairs, failures)):
         if failure is None and dups.duplicate_of[i] >= 0:
             earlier = pairs[dups.duplicate_of[i]]["id"]
             failure = (NEAR_DUPLICATE, f"explanation cosine {dups.similarity[i]:.4f} to {earlier}")
         if failure is not None:
-            rejected.append(rejection(pair["id"], STAGE, *failure))
+            result.reject(pair["id"], *failure)
         else:
-            kept.append({**pair, **{field: float(sims[field][i]) for field, _, _ in CHECKS}})
+            result.keep({**pair, **{field: float(sims[field][i]) for field, _, _ in CHECKS}})
     distributions = {**{field.removesuffix("_similarity"): sims[field] for field, _, _ in CHECKS}, NEAREST: dups.nearest}
-    return AlignResult(kept, rejected, align_metrics(len(pairs), kept, rejected, distributions), histogram(distributions))
-
-
-def align_metrics(n_in: int, kept: Sequence[dict], rejected: Sequence[dict], distributions: dict[str, np.ndarray]) -> dict:
-    """Counts per reason (every reason, zeros included, so metrics diff cleanly) and quantiles."""
-    counts = Counter(r["reason"] for r in rejected)
-    return {
-        "records_in": n_in,
-        "records_out": len(kept),
-        "rejected": {reason: counts[reason] for reason in REASONS},
-        "similarity_quantiles": {name: quantiles(values) for name, values in distributions.items()},
-    }
+    result.extra_metrics = {"similarity_quantiles": {name: quantiles(values) for name, values in distributions.items()}}
+    return result, histogram(distributions)
 
 
 def quantiles(values: np.ndarray) -> dict[str, float]:

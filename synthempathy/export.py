@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,8 +20,6 @@ from synthempathy.report import PAPER, length_stats
 from synthempathy.text import distinct_n
 
 MECHANISMS = ("er", "ip", "ex", "empathy")
-# The filter's funnel in pipeline order (the metrics file stores its keys sorted by name).
-PIPELINE_STEPS = ("scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned", "scored", "final")
 CRISIS_NOTE = {
     "flag": "Self-harm and suicide content is flagged (`crisis: true`), not removed: filter it for your use.",
     "exclude": "Pairs matching self-harm and suicide patterns were removed; the patterns can miss some.",
@@ -76,12 +74,17 @@ def write_parquet_atomic(path: str | os.PathLike, records: Sequence[dict]) -> No
 # ---------------------------------------------------------------- dataset card
 
 
-def _field(metrics: Mapping[str, Any], name: str, *keys: str) -> Any:
-    """``metrics[name][k1][k2]...``, or an InputError naming the stale metrics file."""
-    value: Any = metrics[name]
+class MetricsFile(NamedTuple):
+    path: str  # named in the card and in errors
+    data: Mapping[str, Any]
+
+
+def _field(metrics: MetricsFile, *keys: str) -> Any:
+    """``metrics.data[k1][k2]...``, or an InputError naming the stale metrics file."""
+    value: Any = metrics.data
     for key in keys:
         if not isinstance(value, Mapping) or key not in value:
-            raise InputError(f"{name}: no {'.'.join(keys)}; rerun the stage that writes it (dvc repro)")
+            raise InputError(f"{metrics.path}: no {'.'.join(keys)}; rerun the stage that writes it (dvc repro)")
         value = value[key]
     return value
 
@@ -111,26 +114,27 @@ def empathy_means(corpus: Sequence[dict]) -> dict[str, float]:
     return {m: round(sum(r[m] for r in corpus) / len(corpus), 3) if corpus else 0.0 for m in MECHANISMS}
 
 
-def dataset_card(corpus: Sequence[dict], metrics: Mapping[str, Mapping], params: Params, model_name: str) -> str:
-    """README.md of data/corpus: what the files are, how they were made, licences, citation.
+def dataset_card(
+    corpus: Sequence[dict], filter_metrics: MetricsFile, empathy_metrics: MetricsFile, scorer_metrics: MetricsFile, params: Params, model_name: str
+) -> str:
+    """README.md of the corpus: what the files are, how they were made, licences, citation.
 
-    ``metrics`` maps each metrics file name (metrics/filter.json, metrics/empathy.json,
-    metrics/empathy_scorer_heldout.json) to its content. Composition, lengths, diversity and empathy means are computed from ``corpus`` with
-    the report's functions, so the card always describes the exported rows.
+    The metrics are the filter's, the score stage's and the scorer's. Composition, lengths,
+    diversity and empathy means are computed from ``corpus`` with the report's functions, so the
+    card always describes the exported rows.
     """
-    filter_file, empathy_file, scorer_file = "metrics/filter.json", "metrics/empathy.json", "metrics/empathy_scorer_heldout.json"
     n = len(corpus)
-    if _field(metrics, filter_file, "records_out") != n:
-        raise InputError(f"{filter_file}: records_out differs from the corpus size {n}; rerun the filter stage (dvc repro)")
-    counts = _field(metrics, filter_file, "funnel", "counts")
-    funnel = sorted(counts.items(), key=lambda item: PIPELINE_STEPS.index(item[0]) if item[0] in PIPELINE_STEPS else len(PIPELINE_STEPS))
-    rejected = {reason: count for reason, count in _field(metrics, filter_file, "rejected").items() if count}
+    if _field(filter_metrics, "records_out") != n:
+        raise InputError(f"{filter_metrics.path}: records_out differs from the corpus size {n}; rerun the filter stage (dvc repro)")
+    counts = _field(filter_metrics, "funnel", "counts")
+    funnel = [(step, counts[step]) for step in _field(filter_metrics, "funnel", "steps")]
+    rejected = {reason: count for reason, count in _field(filter_metrics, "rejected").items() if count}
     categories = sorted(Counter(r["category"] for r in corpus).items())
     lengths = {field: length_stats([r[field] for r in corpus]) for field in ("explanation", "response")}
     responses = [r["response"] for r in corpus]
     empathy = empathy_means(corpus)
     scorer_rows = {
-        m: [_field(metrics, scorer_file, "heldout", m, "model", "accuracy"), _field(metrics, scorer_file, "heldout", m, "model", "macro_f1"), _field(metrics, scorer_file, "heldout", m, "majority", "macro_f1")]
+        m: [_field(scorer_metrics, "heldout", m, "model", "accuracy"), _field(scorer_metrics, "heldout", m, "model", "macro_f1"), _field(scorer_metrics, "heldout", m, "majority", "macro_f1")]
         for m in MECHANISMS[:3]
     }
     sampling = {stage: getattr(params, stage) for stage in ("brainstorm", "rewrite", "respond")}
@@ -167,7 +171,7 @@ def dataset_card(corpus: Sequence[dict], metrics: Mapping[str, Mapping], params:
         "EPITOME scores `er`, `ip`, `ex` (expected level 0-2), their mean `empathy`, the argmax `*_level`; "
         "`crisis` (self-harm or suicide content, flagged for downstream filtering).",
         "## Size and composition\n\n"
-        + _table(["pairs", "crisis-flagged", "PII-scrubbed"], [[n, _field(metrics, filter_file, "crisis_flagged"), _field(metrics, filter_file, "pii_scrubbed")]])
+        + _table(["pairs", "crisis-flagged", "PII-scrubbed"], [[n, _field(filter_metrics, "crisis_flagged"), _field(filter_metrics, "pii_scrubbed")]])
         + "\n\n"
         + _table(["SAD category", "pairs", "share"], [[c, k, f"{k / n:.1%}"] for c, k in categories]),
         "## Lengths (words)\n\n"
@@ -182,10 +186,10 @@ def dataset_card(corpus: Sequence[dict], metrics: Mapping[str, Mapping], params:
         "## Empathy (EPITOME scorer)\n\n"
         "Mean expected level per communication mechanism (0 none, 1 weak, 2 strong) over the corpus:\n\n"
         + _table(["ER emotional reactions", "IP interpretations", "EX explorations", "empathy (mean)"], [list(empathy.values())])
-        + f"\n\nAll scored pairs before the rule filters (`{empathy_file}`):\n\n"
-        + _table(["metric", "value"], _flatten(_field(metrics, empathy_file)))
-        + f"\n\nScorer quality on EPITOME pairs of {_field(metrics, scorer_file, 'heldout_posts')} seeker posts withheld "
-        f"from its training (`{scorer_file}`):\n\n"
+        + f"\n\nAll scored pairs before the rule filters (`{empathy_metrics.path}`):\n\n"
+        + _table(["metric", "value"], _flatten(_field(empathy_metrics)))
+        + f"\n\nScorer quality on EPITOME pairs of {_field(scorer_metrics, 'heldout_posts')} seeker posts withheld "
+        f"from its training (`{scorer_metrics.path}`):\n\n"
         + _table(["mechanism", "accuracy", "macro-F1", "majority-class macro-F1"], [[m.upper(), *scorer_rows[m]] for m in MECHANISMS[:3]]),
         "## How it was made\n\n"
         f"SAD stressors ({params.scenarios.n_per_category} per category, seed {params.seed}) -> brainstormed stories "

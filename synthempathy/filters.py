@@ -2,23 +2,24 @@
 
 Each rule is a small pure function of one record that returns ``None`` (pass), a ``Drop``
 with a named reason and a detail, or, for the two transforms (crisis flag, PII scrub), the
-new record. ``run_filters`` streams records through the rules in order and yields every
-record with its verdict, so counts per reason fall out of the stream. The first failing rule
-names the rejection; cheap, unambiguous rules come first.
+new record; a ``Rule`` pairs it with the reasons it may drop for, and those declarations are
+the stage's list of reasons. ``run_filters`` streams records through the rules in order and
+yields every record with its verdict, so counts per reason fall out of the stream. The first
+failing rule names the rejection; cheap, unambiguous rules come first.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from synthempathy.params import FilterParams
-from synthempathy.records import rejection, sort_key
+from synthempathy.records import sort_key
+from synthempathy.results import StageResult
 from synthempathy.text import ngram_overlap, repetition_ratio, word_count, words
 
 STAGE = "filter"
@@ -29,35 +30,16 @@ SIMILARITY_FIELDS = ("scenario_similarity", "story_similarity", "response_simila
 EMPATHY_FIELDS = ("er", "ip", "ex", "empathy", "er_level", "ip_level", "ex_level")
 CORPUS_FIELDS = ("id", "scenario_id", "category", "severity", "scenario", "story", "explanation", "response", *SIMILARITY_FIELDS)
 REQUIRED_FIELDS = (*CORPUS_FIELDS, "explanation_finish_reason", "response_finish_reason")
-REASONS = (
-    "truncated",
-    "template_tokens",
-    "refusal",
-    "ai_disclaimer",
-    "meta_text",
-    "explanation_too_short",
-    "explanation_too_long",
-    "response_too_short",
-    "response_too_long",
-    "not_english",
-    "not_first_person",
-    "not_second_person",
-    "copied_explanation",
-    "repetition",
-    "harmful_advice",
-    "crisis_excluded",
-    "pii",
-    "low_empathy",
-)
-
-
 @dataclass(frozen=True)
 class Drop:
     reason: str
     detail: str = ""
 
 
-Rule = Callable[[dict], Union[None, Drop, dict]]
+@dataclass(frozen=True)
+class Rule:
+    reasons: tuple[str, ...]  # every reason its Drops may carry
+    check: Callable[[dict], Union[None, Drop, dict]]
 
 
 def _any_of(*patterns: str, flags: int = re.IGNORECASE) -> re.Pattern:
@@ -263,32 +245,42 @@ def pii(record: dict, policy: str) -> Union[None, Drop, dict]:
     return {**record, **{f: text for f, (text, _) in scrubbed.items()}}
 
 
-def low_empathy(record: dict, min_empathy: float) -> Optional[Drop]:
-    return Drop("low_empathy", f"empathy={record['empathy']} < min_empathy={min_empathy}") if record["empathy"] < min_empathy else None
+def low_empathy(record: dict, min_empathy: Optional[float]) -> Optional[Drop]:
+    if min_empathy is None or record["empathy"] >= min_empathy:
+        return None
+    return Drop("low_empathy", f"empathy={record['empathy']} < min_empathy={min_empathy}")
 
 
 def build_rules(params: FilterParams) -> list[Rule]:
     """The rules in order, bound to their params; the first failing one names the rejection."""
-    rules: list[Rule] = [
-        truncated,
-        template_tokens,
-        refusal,
-        ai_disclaimer,
-        meta_text,
-        functools.partial(word_bounds, field="explanation", low=params.min_explanation_words, high=params.max_explanation_words),
-        functools.partial(word_bounds, field="response", low=params.min_response_words, high=params.max_response_words),
-        english,  # after the length bounds: a short text has too few words for a stop-word ratio
-        first_person,
-        second_person,
-        functools.partial(copied_explanation, max_ratio=params.max_copy_ratio),
-        functools.partial(repetition, max_ratio=params.max_repetition_ratio),
-        harmful_advice,
-        functools.partial(crisis, policy=params.crisis_policy),
-        functools.partial(pii, policy=params.pii_policy),
+    return [
+        Rule(("truncated",), truncated),
+        Rule(("template_tokens",), template_tokens),
+        Rule(("refusal",), refusal),
+        Rule(("ai_disclaimer",), ai_disclaimer),
+        Rule(("meta_text",), meta_text),
+        Rule(
+            ("explanation_too_short", "explanation_too_long"),
+            functools.partial(word_bounds, field="explanation", low=params.min_explanation_words, high=params.max_explanation_words),
+        ),
+        Rule(
+            ("response_too_short", "response_too_long"),
+            functools.partial(word_bounds, field="response", low=params.min_response_words, high=params.max_response_words),
+        ),
+        Rule(("not_english",), english),  # after the length bounds: a short text has too few words for a stop-word ratio
+        Rule(("not_first_person",), first_person),
+        Rule(("not_second_person",), second_person),
+        Rule(("copied_explanation",), functools.partial(copied_explanation, max_ratio=params.max_copy_ratio)),
+        Rule(("repetition",), functools.partial(repetition, max_ratio=params.max_repetition_ratio)),
+        Rule(("harmful_advice",), harmful_advice),
+        Rule(("crisis_excluded",), functools.partial(crisis, policy=params.crisis_policy)),
+        Rule(("pii",), functools.partial(pii, policy=params.pii_policy)),
+        Rule(("low_empathy",), functools.partial(low_empathy, min_empathy=params.min_empathy)),
     ]
-    if params.min_empathy is not None:
-        rules.append(functools.partial(low_empathy, min_empathy=params.min_empathy))
-    return rules
+
+
+def declared_reasons(rules: Sequence[Rule]) -> tuple[str, ...]:
+    return tuple(reason for rule in rules for reason in rule.reasons)
 
 
 def run_filters(records: Iterable[dict], rules: Sequence[Rule]) -> Iterator[tuple[dict, Optional[Drop]]]:
@@ -296,7 +288,7 @@ def run_filters(records: Iterable[dict], rules: Sequence[Rule]) -> Iterator[tupl
     for record in records:
         verdict = None
         for rule in rules:
-            out = rule(record)
+            out = rule.check(record)
             if isinstance(out, Drop):
                 verdict = out
                 break
@@ -318,25 +310,20 @@ def corpus_record(record: dict) -> dict:
     }
 
 
-def filter_pairs(records: Sequence[dict], params: FilterParams) -> tuple[list[dict], list[dict], dict]:
-    """(corpus records, rejections, metrics) for the scored pairs."""
-    kept, rejected = [], []
+def filter_pairs(records: Sequence[dict], params: FilterParams, rules: Optional[Sequence[Rule]] = None) -> StageResult:
+    """The corpus records and rejections of the scored pairs, with crisis and PII counts; ``rules``
+    defaults to ``build_rules(params)``."""
+    rules = build_rules(params) if rules is None else rules
+    result = StageResult(STAGE, declared_reasons(rules), records_in=len(records))
     scrubbed = 0
-    for original, (record, drop) in zip(records, run_filters(records, build_rules(params)), strict=True):
+    for original, (record, drop) in zip(records, run_filters(records, rules), strict=True):
         if drop is not None:
-            rejected.append(rejection(record["id"], STAGE, drop.reason, drop.detail))
+            result.reject(record["id"], drop.reason, drop.detail)
             continue
         scrubbed += any(record[f] != original[f] for f in TEXT_FIELDS)
-        kept.append(corpus_record(record))
-    counts = Counter(r["reason"] for r in rejected)
-    metrics = {
-        "records_in": len(records),
-        "records_out": len(kept),
-        "rejected": {reason: counts[reason] for reason in REASONS},
-        "crisis_flagged": sum(r["crisis"] for r in kept),
-        "pii_scrubbed": scrubbed,
-    }
-    return kept, rejected, metrics
+        result.keep(corpus_record(record))
+    result.extra_metrics = {"crisis_flagged": sum(r["crisis"] for r in result.kept), "pii_scrubbed": scrubbed}
+    return result
 
 
 def merge_rejections(groups: Iterable[Sequence[dict]]) -> list[dict]:
@@ -345,7 +332,8 @@ def merge_rejections(groups: Iterable[Sequence[dict]]) -> list[dict]:
 
 
 def retention_funnel(counts: Mapping[str, int]) -> dict:
-    """Record counts after each step, in pipeline order, and each step's count over the previous."""
+    """Record counts after each step and each step's count over the previous; ``steps`` keeps the
+    pipeline order, which the counts lose when metrics are written with sorted keys."""
     steps = list(counts)
     ratios = {b: round(counts[b] / counts[a], 4) if counts[a] else 0.0 for a, b in zip(steps, steps[1:])}
-    return {"counts": dict(counts), "ratio_to_previous": ratios}
+    return {"steps": steps, "counts": dict(counts), "ratio_to_previous": ratios}

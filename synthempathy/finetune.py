@@ -9,28 +9,26 @@ on rerun.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from tqdm import tqdm
 
 from synthempathy.errors import InputError
+from synthempathy.io import atomic_dir
 from synthempathy.llm.models import file_sha256, resolve_model_path
+from synthempathy.paths import cache_root
 from synthempathy.params import FinetuneParams
 
 IGNORE_INDEX = -100  # label of positions the loss skips (torch cross-entropy's ignore_index)
 MIN_RESPONSE_TOKENS = 16  # an example whose prompt leaves less room than this teaches nothing
 WARMUP_SHARE = 0.1  # linear warm-up over the first 10% of steps, then linear decay to 0
 MAX_GRAD_NORM = 1.0
-GGUF_CACHE = Path(".cache/base_models")
 
 
 @dataclass(frozen=True)
@@ -40,20 +38,6 @@ class Example:
 
 
 # ---------------------------------------------------------------- model loading
-
-
-@contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a temp directory beside ``path`` that replaces it on success: never a half-written output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private
-    try:
-        yield tmp
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def select_device(name: str, threads: int) -> torch.device:
@@ -86,7 +70,7 @@ def resolve_base_model(spec: str) -> Path:
     return path
 
 
-def gguf_as_hf_dir(gguf: Path, dtype: torch.dtype, cache_dir: Path = GGUF_CACHE) -> Path:
+def gguf_as_hf_dir(gguf: Path, dtype: torch.dtype) -> Path:
     """The GGUF dequantised once into a plain model directory.
 
     transformers needs ~45 s on 2 cores to load a GGUF (mostly parsing its metadata in Python);
@@ -97,7 +81,7 @@ def gguf_as_hf_dir(gguf: Path, dtype: torch.dtype, cache_dir: Path = GGUF_CACHE)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     key = f"{file_sha256(gguf)[:16]}-{str(dtype).removeprefix('torch.')}-transformers{transformers.__version__}"
-    target = cache_dir / key
+    target = cache_root() / "base_models" / key
     if not (target / "config.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)

@@ -8,15 +8,18 @@ derived from the record id), and completions back into records or rejections.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Sequence
 
-from synthempathy.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from synthempathy.llm.types import Completion, Request
-from synthempathy.params import Params, SamplingParams, load_params
+from synthempathy.params import Params, SamplingParams
 from synthempathy.prompts import Prompt, load_prompt
-from synthempathy.records import rejection, story_id
+from synthempathy.records import sort_key, story_id, story_index
+from synthempathy.results import StageResult
+from synthempathy.scenarios import pick_key
 from synthempathy.seeding import derive_seed
 
+REASONS = ("empty_generation",)
 # Labels small models like to prepend ("Story:", "**Response:**"); the text after them is the answer.
 _LEADING_LABEL = re.compile(r"^\s*\**\s*(?:story|message|explanation|response|reply|answer)\s*\**\s*:\s*\**\s*", re.I)
 
@@ -59,15 +62,16 @@ def clean_generation(text: str) -> str:
     return text
 
 
-def attach_completions(records: Sequence[dict], completions: Sequence[Completion], field: str, stage: str) -> tuple[list[dict], list[dict]]:
-    """Add each completion as ``field`` (+ finish reason, token count); an empty one is rejected."""
-    kept, rejected = [], []
+def attach_completions(records: Sequence[dict], completions: Sequence[Completion], field: str, stage: str) -> StageResult:
+    """Add each completion as ``field`` (+ finish reason, token count); an empty one is rejected.
+    Metrics hold deterministic counts only (no timings: they must rebuild byte-identically)."""
+    result = StageResult(stage, REASONS, records_in=len(records))
     for record, completion in zip(records, completions, strict=True):
         text = clean_generation(completion.text)
         if not text:
-            rejected.append(rejection(record["id"], stage, "empty_generation", f"finish_reason={completion.finish_reason}"))
+            result.reject(record["id"], "empty_generation", f"finish_reason={completion.finish_reason}")
             continue
-        kept.append(
+        result.keep(
             {
                 **record,
                 field: text,
@@ -75,58 +79,41 @@ def attach_completions(records: Sequence[dict], completions: Sequence[Completion
                 f"{field}_tokens": completion.completion_tokens,
             }
         )
-    return kept, rejected
-
-
-def generation_metrics(records_in: int, kept: Sequence[dict], rejected: Sequence[dict], field: str) -> dict:
-    """Deterministic counts only (no timings: metrics are DVC outputs and must rebuild byte-identically)."""
-    reasons: dict[str, int] = {}
-    for r in rejected:
-        reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-    finish: dict[str, int] = {}
-    for r in kept:
-        finish[r[f"{field}_finish_reason"]] = finish.get(r[f"{field}_finish_reason"], 0) + 1
-    return {
-        "records_in": records_in,
-        "records_out": len(kept),
-        "rejected": reasons,
-        "finish_reasons": finish,
-        "completion_tokens": sum(r[f"{field}_tokens"] for r in kept),
+    result.extra_metrics = {
+        "finish_reasons": dict(sorted(Counter(r[f"{field}_finish_reason"] for r in result.kept).items())),
+        "completion_tokens": sum(r[f"{field}_tokens"] for r in result.kept),
     }
+    return result
 
 
+def growth_order(records: Sequence[dict], seed: int) -> list[dict]:
+    """The order in which requests are decoded, and so cut into shards (llm/shards.py): story index
+    first, then the scenario's pick rank within its category (scenarios.pick_key), then category.
 
-def run_generation(stage: str, records: Sequence[dict], field: str, sampling: SamplingParams, params: Params) -> tuple[list[dict], list[dict], dict]:
-    """Generate ``field`` for every record through the cached generator; return kept, rejected,
-    deterministic metrics. Throughput, engine and workers (not reproducible, and not deciding the
-    outputs) go to ``logs/<stage>.json`` only."""
+    Raising ``brainstorm.n_stories`` then appends a block of requests at the end, and raising
+    ``scenarios.n_per_category`` appends to each story-index block; with a shard cut between
+    blocks (run_generation), growth leaves the existing shards and their cached completions
+    alone, but for the last shard of each block that grows."""
+    by_category: dict[str, set[str]] = {}
+    for record in records:
+        by_category.setdefault(record["category"], set()).add(record["scenario_id"])
+    rank = {sid: i for sids in by_category.values() for i, sid in enumerate(sorted(sids, key=lambda sid: pick_key(seed, sid)))}
+    return sorted(records, key=lambda r: (story_index(r["id"]), rank[r["scenario_id"]], r["category"], sort_key(r["id"])))
+
+
+def run_generation(stage: str, records: Sequence[dict], field: str, sampling: SamplingParams, params: Params) -> tuple[StageResult, dict]:
+    """Generate ``field`` for every record through the cached generator. Returns the result (records
+    in their input order) and the run's log: throughput, engine and workers, which are neither
+    reproducible nor deciding the outputs, so they go to ``logs/<stage>.json``, never to metrics."""
     from synthempathy.llm.runtime import open_generator  # imports llama.cpp lazily
 
-    requests = build_requests(records, load_prompt(stage), sampling, params.seed, stage)
+    requests = build_requests(growth_order(records, params.seed), load_prompt(stage), sampling, params.seed, stage)
     generator = open_generator(params)
     try:
-        completions = generator.generate(requests, desc=stage)
+        completions = {c.id: c for c in generator.generate(requests, desc=stage, segments=[story_index(r.id) for r in requests])}
     finally:
         generator.close()
-    kept, rejected = attach_completions(records, completions, field, stage)
+    result = attach_completions(records, [completions[r["id"]] for r in records], field, stage)
     stats = generator.stats
-    write_json_atomic(
-        f"logs/{stage}.json",
-        {**stats.__dict__, "tokens_per_second": round(stats.tokens_per_second(), 2), "batch_size": params.generation.batch_size},
-    )
-    return kept, rejected, generation_metrics(len(records), kept, rejected, field)
-
-
-def run_generation_stage(stage: str, input_path: str, output_path: str, field: str, required: Sequence[str], expand=None) -> None:
-    """The whole body of a generation stage: read, (expand), generate, write outputs and metrics.
-
-    ``expand(records, params)`` turns input records into the records to generate for (brainstorm
-    fans each scenario out into story stubs)."""
-    params = load_params()
-    records = read_jsonl(input_path, required=required)
-    if expand is not None:
-        records = expand(records, params)
-    kept, rejected, metrics = run_generation(stage, records, field, getattr(params, stage), params)
-    write_jsonl_atomic(output_path, kept)
-    write_jsonl_atomic(f"data/rejected/{stage}.jsonl", rejected)
-    write_json_atomic(f"metrics/{stage}.json", metrics)
+    log = {**stats.__dict__, "tokens_per_second": round(stats.tokens_per_second(), 2), "batch_size": params.generation.batch_size}
+    return result, log

@@ -1,7 +1,8 @@
 """JSONL/JSON reading and atomic writing.
 
-Every output is written to a temporary file beside the target and renamed into place, so a
-crash or kill never leaves a half-written file that DVC could cache.
+Every output, file or directory, is written to a temporary path beside the target and renamed
+into place, so a crash or kill never leaves a half-written output that DVC could cache. These
+two context managers are the project's only atomic writers.
 """
 
 from __future__ import annotations
@@ -40,25 +41,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temp directory beside ``path``; on success it replaces ``path`` whole (a
-    directory output such as a fitted model), so a reader never sees a mix of old and new files."""
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp directory beside ``path`` that takes its place on success. An existing
+    directory is moved aside first and deleted only once the new one is in place, so a crash at
+    any moment leaves the old output or the new one (or the old one beside it), never a mix."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp.chmod(0o777 & ~_UMASK)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; outputs get the usual permissions
     try:
         yield tmp
         if target.exists():
-            old = tmp.with_name(tmp.name + ".old")
+            old = tmp.with_suffix(".old")
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:

@@ -38,10 +38,12 @@ class EmbeddingParams(Section):
 
 
 class GenerationParams(Section):
-    """How completions are computed. Only batch_size changes them (it is in the LLM cache key);
-    engine, workers, ray_address and max_retries decide where they are computed, never what."""
+    """How completions are computed. batch_size and shard_batches change them (batch composition
+    is in the LLM cache key); engine, workers, ray_address and max_retries decide where they are
+    computed, never what."""
 
     batch_size: int = Field(ge=1)
+    shard_batches: int = Field(ge=2)  # batched decoding: about this many batches per shard (llm/shards.py)
     engine: Literal["local", "ray"]  # ray: generation.workers llama.cpp actors on a Ray cluster
     workers: int = Field(ge=1)  # Ray actors, each loading the GGUF once (engine: ray)
     # local: start Ray on this machine; auto: the running cluster (RAY_ADDRESS or a local head);

@@ -1,4 +1,4 @@
-"""Where caches live. They sit outside DVC outputs (DVC deletes outputs before a stage runs).
+"""Where caches and run logs live. They sit outside DVC outputs (DVC deletes outputs before a stage runs).
 
 ``SYNTHEMPATHY_CACHE`` points every cache at one folder, so DVC experiments that run in
 temporary copies of the repo (``dvc exp run --queue``) share completions and embeddings.
@@ -12,3 +12,9 @@ from pathlib import Path
 
 def cache_root() -> Path:
     return Path(os.environ.get("SYNTHEMPATHY_CACHE", ".cache"))
+
+
+def log_path(stage: str) -> Path:
+    """A stage's run log (timings, engine, machine facts): untracked, since such numbers would
+    break the byte-identical rebuild of DVC outputs and metrics."""
+    return Path("logs") / f"{stage}.json"

@@ -39,7 +39,10 @@ def load_prompt(name: str, directory: Path = PROMPTS_DIR) -> Prompt:
     path = directory / f"{name}.yaml"
     if not path.is_file():
         raise InputError(f"{path}: prompt file not found; restore it from git")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())}); fix the file or restore it from git") from None
     if not isinstance(data, dict) or not isinstance(data.get("user"), str):
         raise InputError(f"{path}: needs a 'user' template string (and optionally 'system')")
     unknown = set(data) - {"system", "user"}

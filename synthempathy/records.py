@@ -11,6 +11,11 @@ def story_id(scenario_id: str, k: int) -> str:
     return f"{scenario_id}-s{k}"
 
 
+def story_index(record_id: str) -> int:
+    """k of a story id ``<scenario id>-s<k>`` (and of the explanation and pair made from it)."""
+    return int(record_id.rsplit("-s", 1)[1])
+
+
 def sort_key(record_id: str) -> tuple:
     """Natural order of ids: ``sad-9-s2`` < ``sad-10-s0`` < ``sad-10-s10``."""
     return tuple(int(p) if p.isdigit() else p for p in record_id.replace("-s", "-").split("-"))

@@ -40,10 +40,14 @@ def load_sad(path: str | Path) -> pd.DataFrame:
 
 
 def stressor_scenarios(frame: pd.DataFrame, source: str | Path = "SAD") -> list[dict]:
-    """Rows with is_stressor == 1 as scenario records; a malformed row is an error naming it."""
+    """Rows with is_stressor == 1 as scenario records; a malformed row is an error naming it, and
+    a file without a single stressor is an error too (the pipeline would "succeed" on nothing)."""
     records = []
     for row_no, row in enumerate(frame.itertuples(index=False), start=2):  # row 1 is the header
-        if row.is_stressor.strip() != "1":
+        flag = row.is_stressor.strip()
+        if flag not in ("0", "1"):
+            raise InputError(f"{source}:{row_no}: is_stressor {row.is_stressor!r} is not 0 or 1; fix the row (1 = a stressor to use)")
+        if flag == "0":
             continue
         text = " ".join(row.sentence.split())
         if not text:
@@ -55,16 +59,23 @@ def stressor_scenarios(frame: pd.DataFrame, source: str | Path = "SAD") -> list[
         except ValueError:
             raise InputError(f"{source}:{row_no}: sID {row.sID!r} / avg_severity {row.avg_severity!r} not numeric; fix the row") from None
         records.append({"id": f"sad-{sid}", "text": text, "category": row.top_label, "severity": severity})
+    if not records:
+        raise InputError(f"{source}: no row with is_stressor == 1 and a sentence; mark the stressors to use with is_stressor 1")
     return records
 
 
+def pick_key(seed: int, scenario_id: str) -> tuple[int, str]:
+    """Rank of a scenario within its category: a per-id hash, so raising n keeps the earlier picks."""
+    return derive_seed(seed, "scenarios", scenario_id), scenario_id
+
+
 def sample_per_category(records: list[dict], n_per_category: Union[int, str], seed: int) -> list[dict]:
-    """Take n scenarios per category, ranked by a per-id hash: raising n keeps the earlier picks."""
+    """Take the n scenarios of each category that rank first by ``pick_key``."""
     by_category: dict[str, list[dict]] = {}
     for record in records:
         by_category.setdefault(record["category"], []).append(record)
     chosen = []
     for category in sorted(by_category):
-        ranked = sorted(by_category[category], key=lambda r: (derive_seed(seed, "scenarios", r["id"]), r["id"]))
+        ranked = sorted(by_category[category], key=lambda r: pick_key(seed, r["id"]))
         chosen.extend(ranked if n_per_category == "all" else ranked[:n_per_category])
     return sorted_by_id(chosen)

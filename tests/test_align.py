@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import stage_argv
+
 from synthempathy.align import align_pairs, histogram
 from synthempathy.dedup.near_duplicate import NearDuplicateConfig, find_near_duplicates
 from synthempathy.embeddings import Embedder
@@ -126,7 +128,7 @@ OFF_TOPIC = "The recipe needs two cups of flour, a pinch of salt and one egg; ba
 
 def test_alignment_drops_off_topic_response_and_keeps_on_topic(embedder):
     pairs = [pair(2, SCENARIO, STORY, EXPLANATION, OFF_TOPIC), pair(1, SCENARIO, STORY, EXPLANATION.replace("3 a.m.", "three in the morning"), ON_TOPIC)]
-    result = align_pairs(pairs, embedder.encode, PARAMS)
+    result, _ = align_pairs(pairs, embedder.encode, PARAMS)
     assert [r["id"] for r in result.kept] == ["sad-1-s0"]
     kept = result.kept[0]
     assert kept["response_similarity"] >= PARAMS.min_response_similarity
@@ -152,7 +154,7 @@ def test_each_failure_has_its_own_reason_and_score():
         pair(5, "S", "T", "E2", "R"),  # near duplicate of 1
         pair(6, "X", "X", "X", "X"),  # kept: all cosines 1, and X is far from the kept E
     ]
-    result = align_pairs(pairs, embed, PARAMS)
+    result, _ = align_pairs(pairs, embed, PARAMS)
     assert {r["id"]: (r["reason"], r["detail"]) for r in result.rejected} == {
         "sad-2-s0": ("off_topic_explanation", "scenario_similarity=0.0000 < min_scenario_similarity=0.2"),
         "sad-3-s0": ("unfaithful_rewrite", "story_similarity=0.0000 < min_story_similarity=0.4"),
@@ -160,13 +162,13 @@ def test_each_failure_has_its_own_reason_and_score():
         "sad-5-s0": ("near_duplicate", "explanation cosine 1.0000 to sad-1-s0"),
     }
     assert [r["id"] for r in result.kept] == ["sad-1-s0", "sad-6-s0"]
-    assert result.metrics["records_in"] == 6 and result.metrics["records_out"] == 2
-    assert result.metrics["rejected"] == {"off_topic_explanation": 1, "unfaithful_rewrite": 1, "off_topic_response": 1, "near_duplicate": 1}
+    assert result.metrics()["records_in"] == 6 and result.metrics()["records_out"] == 2
+    assert result.metrics()["rejected"] == {"off_topic_explanation": 1, "unfaithful_rewrite": 1, "off_topic_response": 1, "near_duplicate": 1}
 
 
 def test_rejected_pairs_cannot_absorb_later_duplicates():
     embed = fake_embed({"S": [1, 0], "E": [1, 0], "Q": [0, 1]})
-    result = align_pairs([pair(1, "S", "S", "E", "Q"), pair(2, "S", "S", "E", "E")], embed, PARAMS)
+    result, _ = align_pairs([pair(1, "S", "S", "E", "Q"), pair(2, "S", "S", "E", "E")], embed, PARAMS)
     assert [r["id"] for r in result.kept] == ["sad-2-s0"]
 
 
@@ -187,7 +189,7 @@ def test_stage_writes_outputs_and_reports_bad_input(tmp_path, monkeypatch, capsy
     (tmp_path / "data").mkdir()
     pairs = [pair(1, SCENARIO, STORY, EXPLANATION, ON_TOPIC), pair(2, SCENARIO, STORY, EXPLANATION, OFF_TOPIC)]
     (tmp_path / "data/pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    stage.main()
+    stage.main(stage_argv("align"))
     assert [json.loads(line)["id"] for line in open("data/aligned.jsonl")] == ["sad-1-s0"]
     assert json.loads(open("data/rejected/align.jsonl").readline())["reason"] == "off_topic_response"
     assert json.loads(open("metrics/align.json").read())["records_out"] == 1
@@ -197,6 +199,6 @@ def test_stage_writes_outputs_and_reports_bad_input(tmp_path, monkeypatch, capsy
     del pairs[0]["response"]
     (tmp_path / "data/pairs.jsonl").write_text(json.dumps(pairs[0]) + "\n")
     with pytest.raises(SystemExit) as exit_:
-        stage.main()
+        stage.main(stage_argv("align"))
     assert exit_.value.code == 2
     assert "data/pairs.jsonl:1: missing field(s) response" in capsys.readouterr().err

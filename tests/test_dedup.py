@@ -60,7 +60,8 @@ def test_dedup_stories_keeps_first_and_names_the_original():
         {"id": "sad-2-s0", "story": "Tom failed his exam. Maria lost her job at the bakery and cannot pay rent."},
         {"id": "sad-3-s0", "story": "A completely different story about a broken car."},
     ]
-    kept, rejected, metrics = dedup_stories(stories, ExactSubstrConfig(40))
+    result = dedup_stories(stories, ExactSubstrConfig(40))
+    kept, rejected, metrics = result.kept, result.rejected, result.metrics()
     assert [s["id"] for s in kept] == ["sad-1-s0", "sad-3-s0"]
     assert rejected[0] == {"id": "sad-1-s1", "stage": "dedup", "reason": "exact_duplicate", "detail": "same text as sad-1-s0"}
     assert rejected[1]["reason"] == "exact_substring" and "sad-1-s0" in rejected[1]["detail"]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import stage_argv
 
 from synthempathy.empathy.cv import classification_metrics, cross_validate, expected_level, grouped_folds, markdown_report, reliability_table
-from synthempathy.empathy.data import MECHANISMS, load_epitome, load_epitome_file, pairs_table, pick_posts, sample_posts, split_heldout
+from synthempathy.empathy.data import MECHANISMS, load_epitome, load_epitome_file, pairs_table, pick_posts, sample_posts, split_heldout, stage_files
 from synthempathy.empathy.encoder import FrozenEncoder, fit_pair_model, length_batches, predict_proba
 from synthempathy.empathy.scorer import EmpathyScorer, load_scorer, summarise
 from synthempathy.empathy.store import CONFIG_FILE, WEIGHTS_FILE, save_scorer, scorer_config
@@ -19,7 +20,7 @@ from synthempathy.errors import InputError
 from synthempathy.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-EPITOME = ROOT / "data/external/epitome"
+EPITOME = {m: ROOT / path for m, path in stage_files(ROOT / "dvc.yaml").items()}
 PARAMS = load_params(ROOT / "params.yaml")
 SEED = PARAMS.seed
 SUBSET_POSTS = 400  # of 2,979: encoding ~820 texts and training take about a minute on 2 cores
@@ -97,7 +98,11 @@ CASES = {
     "ip": [
         (POST, "I understand, I went through the same when my dog died and it feels like the house is empty.", "Just get another dog."),
         ("I feel so alone since I moved to a new city.", "I know how that feels, when I moved I felt completely isolated too.", "Go outside more."),
-        ("I can't sleep because I keep worrying about losing my job.", "I understand, I have been there myself and it feels like the worry never stops at night.", "Stop worrying."),
+        (
+            "I can't sleep because I keep worrying about losing my job.",
+            "I understand, I have been there myself and it feels like the worry never stops at night.",
+            "Stop worrying.",
+        ),
     ],
     "ex": [
         (POST, "What happened next? How are you feeling about it?", "Dogs die, that's life."),
@@ -154,12 +159,12 @@ def test_saved_scorer_round_trips_and_score_stage_keeps_every_record(trained, sc
     ]
     (tmp_path / "data").mkdir()
     (tmp_path / "data/aligned.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    stage.main()
+    stage.main(stage_argv("score"))
     scored = [json.loads(line) for line in open("data/scored.jsonl")]
     assert [r["id"] for r in scored] == ["sad-2-s0", "sad-1-s0", "sad-3-s0"] and scored[0]["extra"] == 1
     assert scored[1]["er"] > scored[0]["er"] and scored[2]["empathy"] == 0.0
     assert all(r[k] == round(r[k], 4) for r in scored for k in ("er", "ip", "ex", "empathy"))
-    assert scored == [{**s, **r} for r, s in zip(records, scored)]  # input fields kept as they were
+    assert scored == [{**s, **r} for r, s in zip(records, scored, strict=True)]  # input fields kept as they were
     direct = scorer.score([(r["explanation"], r["response"]) for r in records])
     assert [round(d["empathy"], 4) for d in direct] == [r["empathy"] for r in scored]  # loaded == in memory
     assert json.loads(open("metrics/empathy.json").read()) == summarise(scored)
@@ -167,7 +172,7 @@ def test_saved_scorer_round_trips_and_score_stage_keeps_every_record(trained, sc
     records[1]["explanation"] = " "
     (tmp_path / "data/aligned.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     with pytest.raises(SystemExit) as exit_:
-        stage.main()
+        stage.main(stage_argv("score"))
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "data/aligned.jsonl: record 2 (id=sad-1-s0)" in err and "\n" not in err
@@ -293,30 +298,31 @@ def test_bad_annotation_file_names_the_file_and_row(tmp_path, rows, header, frag
 def test_bad_annotation_file_stops_the_stage_in_one_line(tmp_path, monkeypatch, capsys):
     from stages import train_scorer as stage
 
-    epitome = tmp_path / "data/external/epitome"
-    epitome.mkdir(parents=True)
-    for name in ("emotional-reactions-reddit.csv", "explorations-reddit.csv"):
-        write_csv(epitome / name, [GOOD])
-    write_csv(epitome / "interpretations-reddit.csv", [GOOD, "p2,r2,I lost my job.,What happened?,5,"])
+    files = stage_files(ROOT / "dvc.yaml")  # relative paths, as dvc.yaml's cmd passes them
+    for m, path in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        write_csv(tmp_path / path, [GOOD, "p2,r2,I lost my job.,What happened?,5,"] if m == "ip" else [GOOD])
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        stage.main()
+        stage.main(stage_argv("train_scorer"))
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {Path('data/external/epitome/interpretations-reddit.csv')}:4: level '5' is not 0, 1 or 2; fix or drop the row"
+    assert err == f"error: {files['ip']}:4: level '5' is not 0, 1 or 2; fix or drop the row"
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
 
 
 def test_files_rating_other_pairs_are_an_error(tmp_path):
+    files = {"er": tmp_path / "emotional-reactions-reddit.csv", "ip": tmp_path / "interpretations-reddit.csv", "ex": tmp_path / "explorations-reddit.csv"}
+    write_csv(files["er"], [GOOD])
     with pytest.raises(InputError, match="interpretations-reddit.csv: file not found"):
-        load_epitome(write_csv(tmp_path / "emotional-reactions-reddit.csv", [GOOD]).parent)
-    write_csv(tmp_path / "interpretations-reddit.csv", [GOOD])
-    write_csv(tmp_path / "explorations-reddit.csv", [GOOD.replace("p1,r1", "p1,r9")])
-    with pytest.raises(InputError, match=r"explorations-reddit.csv:2: rates other pairs than emotional-reactions-reddit.csv \(data row 1\)"):
-        pairs_table(load_epitome(tmp_path), tmp_path)
-    write_csv(tmp_path / "explorations-reddit.csv", [GOOD.replace(",1,sorry", ",2,sorry")])
-    assert pairs_table(load_epitome(tmp_path), tmp_path).to_dict("records") == [
+        load_epitome(files)
+    write_csv(files["ip"], [GOOD])
+    write_csv(files["ex"], [GOOD.replace("p1,r1", "p1,r9")])
+    with pytest.raises(InputError, match=r"explorations-reddit.csv:2: rates other pairs than .*emotional-reactions-reddit.csv \(data row 1\)"):
+        pairs_table(load_epitome(files), files)
+    write_csv(files["ex"], [GOOD.replace(",1,sorry", ",2,sorry")])
+    assert pairs_table(load_epitome(files), files).to_dict("records") == [
         {"sp_id": "p1", "rp_id": "r1", "seeker": "I feel so alone, really.", "response": "I am sorry to hear that.", "er": 1, "ip": 1, "ex": 2}
     ]
 
@@ -333,7 +339,6 @@ def test_predict_proba_rows_sum_to_one(trained, states):
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-6)
 
 
-
 def test_tuned_top_layer_trains_and_round_trips(table, tmp_path):
     """tuned_layers=1: the top MiniLM layer is fine-tuned, saved with the heads, and read back."""
     params = CONFIG.encoder.model_copy(update={"tuned_layers": 1, "epochs": 1, "batch_size": 8})
@@ -346,5 +351,5 @@ def test_tuned_top_layer_trains_and_round_trips(table, tmp_path):
     assert tuned and any(not np.array_equal(v.numpy(), shipped[k.removeprefix("top.0.")].numpy()) for k, v in tuned.items())
     save_scorer(model, scorer_config(params, len(rows)), tmp_path / "scorer")
     loaded = load_scorer(tmp_path / "scorer")
-    pairs = list(zip(rows["seeker"][:4], rows["response"][:4]))
+    pairs = list(zip(rows["seeker"][:4], rows["response"][:4], strict=True))
     assert loaded.score(pairs) == EmpathyScorer(model, frozen, params.threads).score(pairs)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from synthempathy.errors import InputError
-from synthempathy.export import dataset_card, sft_records, write_parquet_atomic
+from synthempathy.export import MetricsFile, dataset_card, sft_records, write_parquet_atomic
 from synthempathy.io import write_jsonl_atomic
 from synthempathy.params import load_params
 
@@ -38,11 +38,22 @@ def pair(i: int, category: str, **extra) -> dict:
 
 
 CORPUS = [pair(0, "School"), pair(1, "Work", crisis=True), pair(2, "School", note="only here")]
-METRICS = {
-    "metrics/filter.json": {"records_in": 5, "records_out": 3, "rejected": {"refusal": 2, "pii": 0}, "crisis_flagged": 1, "pii_scrubbed": 0, "funnel": {"counts": {"final": 3, "scenarios": 4, "stories": 8}}},
-    "metrics/empathy.json": {"n": 5, "er": {"mean": 1.1}},
-    "metrics/empathy_scorer_heldout.json": {"heldout_posts": 250, "heldout": {m: {"model": {"accuracy": 0.8, "macro_f1": f1}, "majority": {"accuracy": 0.6, "macro_f1": 0.25}} for m, f1 in [("er", 0.65), ("ip", 0.55), ("ex", 0.6)]}},
-}
+FILTER = MetricsFile(
+    "metrics/filter.json",
+    {
+        "records_in": 5,
+        "records_out": 3,
+        "rejected": {"refusal": 2, "pii": 0},
+        "crisis_flagged": 1,
+        "pii_scrubbed": 0,
+        "funnel": {"steps": ["scenarios", "stories", "final"], "counts": {"final": 3, "scenarios": 4, "stories": 8}},
+    },
+)
+EMPATHY = MetricsFile("metrics/empathy.json", {"n": 5, "er": {"mean": 1.1}})
+SCORER = MetricsFile(
+    "metrics/empathy_scorer.json",
+    {"heldout_posts": 250, "heldout": {m: {"model": {"accuracy": 0.8, "macro_f1": f1}, "majority": {"accuracy": 0.6, "macro_f1": 0.25}} for m, f1 in [("er", 0.65), ("ip", 0.55), ("ex", 0.6)]}},
+)
 
 
 @pytest.fixture
@@ -76,7 +87,7 @@ def test_parquet_round_trips_through_datasets_and_is_byte_stable(tmp_path, offli
 
 
 def test_dataset_card_describes_corpus_sources_and_licences():
-    card = dataset_card(CORPUS, METRICS, load_params(ROOT / "params.yaml"), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    card = dataset_card(CORPUS, FILTER, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "SmolLM2-135M-Instruct.Q4_1.gguf")
     assert card.startswith("---\n") and "path: synthempathy.parquet" in card
     assert "| School | 2 | 66.7% |" in card and "| Work | 1 | 33.3% |" in card
     assert "| 3 | 1 | 0 |" in card  # pairs, crisis-flagged, PII-scrubbed
@@ -91,8 +102,8 @@ def test_dataset_card_describes_corpus_sources_and_licences():
 
 
 def test_dataset_card_rejects_stale_metrics():
-    stale = {**METRICS, "metrics/filter.json": {**METRICS["metrics/filter.json"], "records_out": 7}}
+    stale = FILTER._replace(data={**FILTER.data, "records_out": 7})
     with pytest.raises(InputError, match="records_out"):
-        dataset_card(CORPUS, stale, load_params(ROOT / "params.yaml"), "model.gguf")
+        dataset_card(CORPUS, stale, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "model.gguf")
     with pytest.raises(InputError, match="metrics/filter.json: no funnel.counts"):
-        dataset_card(CORPUS, {**METRICS, "metrics/filter.json": {"records_out": 3}}, load_params(ROOT / "params.yaml"), "model.gguf")
+        dataset_card(CORPUS, FILTER._replace(data={"records_out": 3}), EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "model.gguf")

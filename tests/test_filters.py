@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import stage_argv
+
 from synthempathy import filters as F
 from synthempathy.params import FilterParams
 from synthempathy.text import distinct_n, ngram_overlap, ngrams, repetition_ratio, word_count, words
@@ -119,8 +121,13 @@ def test_look_alikes_pass(changes):
     assert verdict(record(**changes))[1] is None
 
 
-def test_every_reason_is_declared():
-    assert {"truncated", "pii", "crisis_excluded", "harmful_advice", "low_empathy"} <= set(F.REASONS)
+def test_every_reason_is_declared_and_an_undeclared_one_is_an_error():
+    reasons = F.declared_reasons(F.build_rules(PARAMS))
+    assert {"truncated", "pii", "crisis_excluded", "harmful_advice", "low_empathy"} <= set(reasons)
+    assert len(set(reasons)) == len(reasons)
+    rules = [F.Rule(("truncated",), lambda r: F.Drop("made_up", "a reason no rule declares"))]
+    with pytest.raises(ValueError, match="'made_up' is not declared"):
+        F.filter_pairs([record()], PARAMS.model_copy(), rules=rules)
 
 
 CRISIS_EXPLANATION = (
@@ -205,7 +212,8 @@ def test_filter_pairs_output_fields_and_metrics():
         record(id="sad-1-s1", response_finish_reason="length"),
         record(id="sad-2-s0", response=RESPONSE + " Reach me at a@b.com."),
     ]
-    kept, rejected, metrics = F.filter_pairs(recs, PARAMS)
+    result = F.filter_pairs(recs, PARAMS)
+    kept, rejected, metrics = result.kept, result.rejected, result.metrics()
     assert list(kept[0]) == [*F.CORPUS_FIELDS, *F.EMPATHY_FIELDS, "crisis"]
     assert list(kept[1]) == [*F.CORPUS_FIELDS, "crisis"]  # no scores: no empathy fields
     assert rejected == [{"id": "sad-1-s1", "stage": "filter", "reason": "truncated", "detail": "response hit max_tokens"}]
@@ -217,7 +225,11 @@ def test_merge_and_funnel():
     merged = F.merge_rejections([[{"id": "sad-10-s0", "stage": "dedup"}, {"id": "sad-2-s1", "stage": "dedup"}], [{"id": "sad-2-s1", "stage": "filter"}, {"id": "sad-9", "stage": "filter"}]])
     assert [(r["id"], r["stage"]) for r in merged] == [("sad-2-s1", "dedup"), ("sad-2-s1", "filter"), ("sad-9", "filter"), ("sad-10-s0", "dedup")]
     funnel = F.retention_funnel({"scenarios": 4, "stories": 8, "pairs": 6, "final": 0})
-    assert funnel == {"counts": {"scenarios": 4, "stories": 8, "pairs": 6, "final": 0}, "ratio_to_previous": {"stories": 2.0, "pairs": 0.75, "final": 0.0}}
+    assert funnel == {
+        "steps": ["scenarios", "stories", "pairs", "final"],
+        "counts": {"scenarios": 4, "stories": 8, "pairs": 6, "final": 0},
+        "ratio_to_previous": {"stories": 2.0, "pairs": 0.75, "final": 0.0},
+    }
 
 
 def write_jsonl(path, records):
@@ -233,10 +245,12 @@ def test_stage_merges_every_rejection_and_counts_the_funnel(tmp_path, monkeypatc
     data = tmp_path / "data"
     for name, n in [("scenarios", 2), ("stories", 4), ("stories_dedup", 3), ("explanations", 3), ("pairs", 3), ("aligned", 2)]:
         write_jsonl(data / f"{name}.jsonl", [{"id": f"x{i}"} for i in range(n)])
+    for name in ("brainstorm", "rewrite", "respond"):
+        write_jsonl(data / f"rejected/{name}.jsonl", [])
     write_jsonl(data / "rejected/dedup.jsonl", [{"id": "sad-3-s1", "stage": "dedup", "reason": "exact_duplicate", "detail": ""}])
     write_jsonl(data / "rejected/align.jsonl", [{"id": "sad-1-s1", "stage": "align", "reason": "near_duplicate", "detail": ""}])
     write_jsonl(data / "scored.jsonl", [record(id="sad-1-s0"), record(id="sad-2-s0", response_finish_reason="length")])
-    stage.main()
+    stage.main(stage_argv("filter"))
     corpus = [json.loads(line) for line in open("data/corpus/synthempathy.jsonl")]
     assert [r["id"] for r in corpus] == ["sad-1-s0"]
     rejected = [json.loads(line) for line in open("data/rejected.jsonl")]
@@ -246,11 +260,12 @@ def test_stage_merges_every_rejection_and_counts_the_funnel(tmp_path, monkeypatc
         ("sad-3-s1", "dedup", "exact_duplicate"),
     ]
     metrics = json.loads(open("metrics/filter.json").read())
+    assert metrics["funnel"]["steps"] == ["scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned", "scored", "final"]
     assert metrics["funnel"]["counts"] == {"scenarios": 2, "stories": 4, "stories_dedup": 3, "explanations": 3, "pairs": 3, "aligned": 2, "scored": 2, "final": 1}
     assert metrics["rejected_by_stage"] == {"align": 1, "dedup": 1, "filter": 1}
 
     write_jsonl(data / "scored.jsonl", [{k: v for k, v in record().items() if k != "response_finish_reason"}])
     with pytest.raises(SystemExit) as exit_:
-        stage.main()
+        stage.main(stage_argv("filter"))
     assert exit_.value.code == 2
     assert "data/scored.jsonl:1: missing field(s) response_finish_reason" in capsys.readouterr().err

@@ -2,17 +2,21 @@
 
 import pytest
 
+from helpers import TINY_MODEL, CrashAfter
+
 from synthempathy.errors import InputError
-from synthempathy.generation import attach_completions, build_requests, clean_generation, expand_scenarios
+from synthempathy.generation import attach_completions, build_requests, clean_generation, expand_scenarios, growth_order
 from synthempathy.llm.cache import LLMCache, cache_key
-from synthempathy.llm.generator import CachedGenerator
+from synthempathy.llm.generator import CachedGenerator, LocalEngine
 from synthempathy.llm.llama import LlamaBackend
 from synthempathy.llm.models import resolve_model_path
+from synthempathy.llm.shards import ShardPlan
 from synthempathy.llm.types import Completion
-from synthempathy.params import ModelParams, SamplingParams
+from synthempathy.params import SamplingParams
 from synthempathy.prompts import Prompt, load_prompt
+from synthempathy.records import story_index
+from synthempathy.scenarios import pick_key, sample_per_category
 
-TINY_MODEL = ModelParams(path="default", n_ctx=512, n_threads=1, n_gpu_layers=0, chat_format=None)
 TINY_SAMPLING = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=12, repeat_penalty=1.1)
 SCENARIOS = [
     {"id": "sad-1", "text": "2 of my foster kittens died", "category": "Emotional Turmoil", "severity": 8.2},
@@ -29,18 +33,6 @@ def story_requests(n_stories=2):
     return build_requests(expand_scenarios(SCENARIOS, n_stories), load_prompt("brainstorm"), TINY_SAMPLING, 2025, "brainstorm")
 
 
-class CrashAfter:
-    """Wraps a backend and dies after ``n`` completions, as a killed run would."""
-
-    def __init__(self, inner, n):
-        self.inner, self.n, self.seen = inner, n, []
-
-    def generate(self, requests):
-        self.seen.extend(r.id for r in requests)
-        for i, completion in enumerate(self.inner.generate(requests)):
-            if i == self.n:
-                raise KeyboardInterrupt("killed")
-            yield completion
 
 
 def test_expand_and_requests_have_stable_ids_and_seeds():
@@ -75,7 +67,8 @@ def test_clean_generation(raw, clean):
 def test_attach_completions_rejects_empty_text():
     records = [{"id": "a"}, {"id": "b"}]
     completions = [Completion("a", " Hello there. ", 5, 3, "stop"), Completion("b", "  ", 5, 0, "length")]
-    kept, rejected = attach_completions(records, completions, "story", "brainstorm")
+    result = attach_completions(records, completions, "story", "brainstorm")
+    kept, rejected = result.kept, result.rejected
     assert kept == [{"id": "a", "story": "Hello there.", "story_finish_reason": "stop", "story_tokens": 3}]
     assert rejected == [{"id": "b", "stage": "brainstorm", "reason": "empty_generation", "detail": "finish_reason=length"}]
 
@@ -94,19 +87,19 @@ def test_cache_key_covers_model_sampling_and_seed():
 def test_killed_run_resumes_without_redoing_calls_and_ends_identical(tmp_path, backend):
     requests = story_requests(2)
     fingerprint = {"sha256": "test", "chat_format": None, "gpu": False, "batch_size": 1}
-    reference = CachedGenerator(lambda: backend, LLMCache(tmp_path / "a"), fingerprint).generate(requests)
+    reference = CachedGenerator(LocalEngine(lambda: backend), LLMCache(tmp_path / "a"), fingerprint).generate(requests)
     assert all(c.text for c in reference) and {c.finish_reason for c in reference} <= {"stop", "length"}
 
     crashing = CrashAfter(backend, 2)
     with pytest.raises(KeyboardInterrupt):
-        CachedGenerator(lambda: crashing, LLMCache(tmp_path / "b"), fingerprint).generate(requests)
+        CachedGenerator(LocalEngine(lambda: crashing), LLMCache(tmp_path / "b"), fingerprint).generate(requests)
     resumed_backend = CrashAfter(backend, 99)
-    resumed = CachedGenerator(lambda: resumed_backend, LLMCache(tmp_path / "b"), fingerprint).generate(requests)
+    resumed = CachedGenerator(LocalEngine(lambda: resumed_backend), LLMCache(tmp_path / "b"), fingerprint).generate(requests)
     assert resumed == reference
     assert resumed_backend.seen == [r.id for r in requests[2:]]  # finished calls were not redone
 
     rerun_backend = CrashAfter(backend, 0)  # a fully cached rerun never reaches the backend
-    assert CachedGenerator(lambda: rerun_backend, LLMCache(tmp_path / "b"), fingerprint).generate(requests) == reference
+    assert CachedGenerator(LocalEngine(lambda: rerun_backend), LLMCache(tmp_path / "b"), fingerprint).generate(requests) == reference
     assert rerun_backend.seen == []
 
 
@@ -121,3 +114,51 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path):
         LlamaBackend(truncated, TINY_MODEL)
     with pytest.raises(InputError, match="file not found"):
         resolve_model_path(str(tmp_path / "missing.gguf"))
+
+
+class Echo:
+    """A deterministic stand-in backend: the completion names its request."""
+
+    def generate(self, requests):
+        return (Completion(r.id, f"story of {r.id}", 10, 3, "stop") for r in requests)
+
+
+def test_growth_decodes_only_new_requests_and_boundary_shards(tmp_path):
+    """Raising n_stories or n_per_category appends to the decode order, so the shards already
+    cached stay whole: only the new requests and the last shard of each grown block are decoded.
+    In id order (scenario-major) the same growth would put new requests into every shard."""
+    stressors = [{"id": f"sad-{i}", "text": f"stressor {i}", "category": ("Work", "School", "Family")[i % 3], "severity": 5.0} for i in range(600)]
+    plan = ShardPlan(min_size=6, spread=4, max_size=24)
+    fingerprint = {"sha256": "test", "chat_format": None, "gpu": False, "batch_size": 2}
+
+    def decoded(cache, n_per_category, n_stories, order=growth_order, seams=True):
+        """(requests decoded, requests in all) at this corpus size."""
+        records = expand_scenarios(sample_per_category(stressors, n_per_category, 2025), n_stories)
+        requests = build_requests(order(records, 2025), load_prompt("brainstorm"), TINY_SAMPLING, 2025, "brainstorm")
+        generator = CachedGenerator(LocalEngine(Echo), cache, fingerprint, plan)
+        generator.generate(requests, segments=[story_index(r.id) for r in requests] if seams else None)
+        return generator.stats.generated + generator.stats.recomputed, len(requests)
+
+    cache = LLMCache(tmp_path / "growth")
+    assert decoded(cache, 50, 3) == (450, 450)
+    assert decoded(cache, 50, 4)[0] == 150  # a block appended after a cut: no old shard changes
+    more_scenarios, total = decoded(cache, 52, 4)  # 2 more per category at the end of each of 4 blocks
+    assert 24 < more_scenarios <= 24 + 4 * plan.max_size < total / 2  # each block's last shard, no more
+    assert decoded(cache, 52, 4)[0] == 0  # a rerun decodes nothing
+
+    by_id = LLMCache(tmp_path / "by-id")
+    def by_id_order(records, seed):
+        return records  # expand_scenarios' order: scenario-major
+
+    decoded(by_id, 50, 3, order=by_id_order, seams=False)
+    assert decoded(by_id, 50, 4, order=by_id_order, seams=False)[0] > 0.8 * 600
+
+
+def test_growth_order_puts_the_story_index_first_then_the_pick_rank():
+    records = expand_scenarios([{"id": f"sad-{i}", "text": "t", "category": "AB"[i % 2], "severity": 1.0} for i in range(4)], 2)
+    ordered = [r["id"] for r in growth_order(records, 2025)]
+    assert [story_index(i) for i in ordered] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert ordered[:4] == [i.replace("-s1", "-s0") for i in ordered[4:]]  # the same scenario order in every block
+    ranks = {c: sorted((r["scenario_id"] for r in records if r["category"] == c), key=lambda sid: pick_key(2025, sid)) for c in "AB"}
+    first_block = [i.rsplit("-s", 1)[0] for i in ordered[:4]]
+    assert first_block[:2] in ([ranks["A"][0], ranks["B"][0]], [ranks["B"][0], ranks["A"][0]])  # rank 0 of each category first

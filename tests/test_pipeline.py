@@ -4,7 +4,6 @@ of the repo: outputs, a no-op second run, resume after a kill, and one-line inpu
 import hashlib
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,48 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
+from helpers import make_repo, repo_env, run, stage_argv
 
-# Small enough for minutes on 2 cores; every section that exists in params.yaml gets its keys.
-TINY = {
-    "model": {"n_threads": 1, "n_ctx": 1024},
-    "scenarios": {"n_per_category": 1},
-    "brainstorm": {"n_stories": 2, "max_tokens": 48},
-    "rewrite": {"max_tokens": 160},  # untruncated explanations and responses survive the filter
-    "respond": {"max_tokens": 160},
-    "align": {"min_scenario_similarity": -1.0, "min_story_similarity": -1.0, "min_response_similarity": -1.0},  # keep pairs flowing
-    "filter": {"min_explanation_words": 3, "min_response_words": 3},
-    "train_scorer": {"heldout_posts": 20, "max_posts": 200, "cv_folds": 2},
-    "finetune": {"max_steps": 2, "batch_size": 2},
-    "evaluate": {"limit": 4, "max_new_tokens": 16, "bootstrap_samples": 200},
-    "report": {"diversity_sample": 20},
-}
-
-
-def make_repo(dest: Path, overrides: dict = TINY) -> Path:
-    """Copy the committed-or-new (not ignored) files into ``dest`` as a fresh git repo."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    for section, values in overrides.items():
-        if section in params:
-            params[section].update({k: v for k, v in values.items() if k in params[section]})
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"]):
-        subprocess.run(cmd, cwd=dest, check=True)
-    return dest
-
-
-def run(cmd, cwd, **kwargs):
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "SYNTHEMPATHY_CACHE": str(Path(cwd) / ".cache")}
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+SAD_HEADER = "sID,sentence,is_stressor,top_label,avg_severity\n"
 
 
 def digest(path: Path) -> str:
@@ -93,8 +54,7 @@ def test_second_repro_is_a_no_op(reproduced):
 def test_killed_brainstorm_resumes_to_identical_outputs(reproduced, tmp_path):
     repo = make_repo(tmp_path)
     cache = repo / ".cache/llm/completions.sqlite3"
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "SYNTHEMPATHY_CACHE": str(repo / ".cache")}
-    proc = subprocess.Popen(["dvc", "repro", "brainstorm"], cwd=repo, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["dvc", "repro", "brainstorm"], cwd=repo, env=repo_env(repo), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:  # kill once a few calls are done, well before the stage ends
         try:
@@ -121,22 +81,30 @@ def test_killed_brainstorm_resumes_to_identical_outputs(reproduced, tmp_path):
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").unlink(), "SAD_v1.csv: seed file not found"),
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_bytes(b"sID,sentence\n1,x\n"), "missing column"),
         (lambda repo: (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("n_per_category: 1", "n_per_category: -3")), "scenarios.n_per_category"),
+        (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_text(SAD_HEADER + "1,calm day,0,Work,1\n"), "SAD_v1.csv: no row with is_stressor == 1"),
+        (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_text(SAD_HEADER + "1,rent is due,yes,Work,5\n"), "SAD_v1.csv:2: is_stressor 'yes' is not 0 or 1"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, break_it, fragment):
     repo = make_repo(tmp_path)
     break_it(repo)
-    result = run([sys.executable, "-m", "stages.scenarios"], repo)
+    result = run([sys.executable, "-m", "stages.scenarios", *stage_argv("scenarios")], repo)
     assert result.returncode == 2
     assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (repo / "data/scenarios.jsonl").exists()
 
 
-def test_missing_model_file_is_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "break_it, fragment",
+    [
+        (lambda repo: (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("path: default", "path: models/nope.gguf")), "model.path=models/nope.gguf: file not found"),
+        (lambda repo: (repo / "prompts/brainstorm.yaml").write_text("user: |\n  Write a story\n bad: [indent\n"), "prompts/brainstorm.yaml: not valid YAML"),
+    ],
+)
+def test_bad_brainstorm_input_is_one_line_and_writes_nothing(tmp_path, break_it, fragment):
     repo = make_repo(tmp_path)
     (repo / "data/scenarios.jsonl").write_text('{"id":"sad-1","text":"x","category":"Work","severity":1.0}\n')
-    params = (repo / "params.yaml").read_text().replace("path: default", "path: models/nope.gguf")
-    (repo / "params.yaml").write_text(params)
-    result = run([sys.executable, "-m", "stages.brainstorm"], repo)
-    assert result.returncode == 2 and "model.path=models/nope.gguf: file not found" in result.stderr
+    break_it(repo)
+    result = run([sys.executable, "-m", "stages.brainstorm", *stage_argv("brainstorm")], repo)
+    assert result.returncode == 2 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (repo / "data/stories.jsonl").exists()

@@ -19,21 +19,21 @@ import pytest
 import yaml
 from test_batched import make_requests as batched_requests
 
+from helpers import TINY_MODEL
+
 from synthempathy.errors import StageFailure
 from synthempathy.llm.cache import LLMCache
-from synthempathy.llm.generator import CachedGenerator
-from synthempathy.llm.models import resolve_model_path
+from synthempathy.llm.generator import CachedGenerator, LocalEngine
 from synthempathy.llm.ray_engine import LOCAL_OBJECT_STORE_BYTES, WorkerLost, schedule
 from synthempathy.llm.runtime import model_fingerprint, open_backend, open_generator
 from synthempathy.llm.shards import ShardPlan
 from synthempathy.llm.types import Completion, Request
-from synthempathy.params import GenerationParams, ModelParams, load_params
+from synthempathy.params import GenerationParams, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_MODEL = ModelParams(path="default", n_ctx=512, n_threads=1, n_gpu_layers=0, chat_format=None)
 SMALL_PLAN = ShardPlan(min_size=2, spread=2, max_size=3)  # several shards out of a few requests
 FINGERPRINT = {"sha256": "test", "chat_format": None, "gpu": False}
-RAY = GenerationParams(batch_size=1, engine="ray", workers=2, ray_address="local", max_retries=1)
+RAY = GenerationParams(batch_size=1, shard_batches=16, engine="ray", workers=2, ray_address="local", max_retries=1)
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed (make setup-ray)")
 
@@ -149,9 +149,9 @@ class ScheduledEngine:
 def test_generator_sends_only_misses_to_the_engine_and_records_workers(tmp_path):
     requests = make_requests(5)
     cache = LLMCache(tmp_path)
-    first = CachedGenerator(None, cache, FINGERPRINT, engine=ScheduledEngine()).generate(requests[:2])
+    first = CachedGenerator(ScheduledEngine(), cache, FINGERPRINT).generate(requests[:2])
     engine = ScheduledEngine(deaths={"r3": 1})
-    generator = CachedGenerator(None, cache, FINGERPRINT, engine=engine)
+    generator = CachedGenerator(engine, cache, FINGERPRINT)
     assert generator.generate(requests) == first + [fake_completion(r) for r in requests[2:]]
     assert [ids for _, ids in engine.pool.sent] == [["r2"], ["r3"], ["r4"], ["r3"]]  # lone units: misses only
     stats = generator.stats
@@ -214,22 +214,16 @@ def ray_session():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def path():
-    return resolve_model_path("default").resolve()
-
-
 @needs_ray
 @pytest.mark.usefixtures("ray_session")
 class TestInProcessRay:
-    def generator(self, path, tmp, batch_size, plan=None, engine=None, cache=None, **ray):
+    def generator(self, model_path, tmp, batch_size, plan=None, engine=None, cache=None, **ray):
         from synthempathy.llm.ray_engine import RayEngine
 
         params = load_params().model_copy(update={"model": TINY_MODEL, "generation": RAY.model_copy(update={"batch_size": batch_size, **ray})})
-        factory = functools.partial(open_backend, params, path)
-        if engine == "ray":
-            engine = RayEngine(factory, params.generation, params.model)
-        return CachedGenerator(factory, cache or LLMCache(tmp), FINGERPRINT, plan, engine)
+        factory = functools.partial(open_backend, params, model_path)
+        engine = RayEngine(factory, params.generation, params.model) if engine == "ray" else LocalEngine(factory)
+        return CachedGenerator(engine, cache or LLMCache(tmp), FINGERPRINT, plan)
 
     def test_same_outputs_as_the_local_engine_at_batch_size_1(self, tmp_path):
         local = load_params().model_copy(update={"model": TINY_MODEL, "generation": RAY.model_copy(update={"engine": "local"})})
@@ -244,22 +238,22 @@ class TestInProcessRay:
         finally:
             generator.close()
 
-    def test_same_outputs_as_the_local_engine_at_batch_size_2(self, tmp_path, path):
+    def test_same_outputs_as_the_local_engine_at_batch_size_2(self, tmp_path, model_path):
         requests = make_requests()
         assert len(SMALL_PLAN.split([r.id for r in requests])) >= 2
-        reference = self.generator(path, tmp_path / "local", 2, SMALL_PLAN).generate(requests)
-        generator = self.generator(path, tmp_path / "ray", 2, SMALL_PLAN, engine="ray")
+        reference = self.generator(model_path, tmp_path / "local", 2, SMALL_PLAN).generate(requests)
+        generator = self.generator(model_path, tmp_path / "ray", 2, SMALL_PLAN, engine="ray")
         try:
             assert generator.generate(requests) == reference
         finally:
             generator.close()
 
-    def test_killed_worker_is_replaced_with_identical_outputs(self, tmp_path, path):
+    def test_killed_worker_is_replaced_with_identical_outputs(self, tmp_path, model_path):
         requests = make_requests()
-        reference = self.generator(path, tmp_path / "local", 1).generate(requests)
+        reference = self.generator(model_path, tmp_path / "local", 1).generate(requests)
         cache = KillOnFirstPut(tmp_path / "ray")
-        generator = self.generator(path, tmp_path, 1, engine="ray", cache=cache)
-        cache.engine = generator._engine
+        generator = self.generator(model_path, tmp_path, 1, engine="ray", cache=cache)
+        cache.engine = generator.engine
         try:
             assert generator.generate(requests) == reference
             # >= 1: on this shared box a Ray worker has (once in ~20 runs) also died on its own; the
@@ -272,7 +266,7 @@ class TestInProcessRay:
         from synthempathy.llm.ray_engine import RayEngine
 
         engine = RayEngine(FaultyBackend, RAY, TINY_MODEL)  # max_retries=1: two deaths end the run
-        generator = CachedGenerator(None, LLMCache(tmp_path), FINGERPRINT, engine=engine)
+        generator = CachedGenerator(engine, LLMCache(tmp_path), FINGERPRINT)
         try:
             with pytest.raises(StageFailure, match=r"request\(s\) poison-1 died 2 times"):
                 generator.generate(make_requests(4, ids=["ok-0", "poison-1", "ok-2", "ok-3"]))

@@ -54,3 +54,18 @@ def test_bad_row_is_named(tmp_path):
     path.write_text("sID,sentence,is_stressor,top_label,avg_severity\n1,ok,1,Work,3\nx2,bad,1,Work,3\n")
     with pytest.raises(InputError, match=r"sad.csv:3:"):
         stressor_scenarios(load_sad(path), source=str(path))
+
+
+@pytest.mark.parametrize(
+    "rows, fragment",
+    [
+        ("1,not a stressor,0,Work,3\n2,nor this,0,Work,3\n", r"sad.csv: no row with is_stressor == 1"),
+        ("1,ok,1,Work,3\n2,unsure,maybe,Work,3\n", r"sad.csv:3: is_stressor 'maybe' is not 0 or 1"),
+        ("1,ok,yes,Work,3\n", r"sad.csv:2: is_stressor 'yes' is not 0 or 1"),
+    ],
+)
+def test_no_stressor_or_a_non_binary_flag_is_an_error(tmp_path, rows, fragment):
+    path = tmp_path / "sad.csv"
+    path.write_text("sID,sentence,is_stressor,top_label,avg_severity\n" + rows)
+    with pytest.raises(InputError, match=fragment):
+        stressor_scenarios(load_sad(path), source=str(path))

@@ -8,7 +8,7 @@ stratified by the pair's three levels together, so every fold holds the rare wea
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,14 @@ def reliability_table(y_true: np.ndarray, probabilities: np.ndarray) -> dict:
             continue
         predicted, observed = float(expected[inside].mean()), float(y_true[inside].mean())
         gap += inside.sum() * abs(predicted - observed)
-        rows.append({"bin": f"{RELIABILITY_EDGES[b]:.2f}-{RELIABILITY_EDGES[b + 1]:.2f}", "pairs": int(inside.sum()), "expected": round(predicted, 4), "annotated": round(observed, 4)})
+        rows.append(
+            {
+                "bin": f"{RELIABILITY_EDGES[b]:.2f}-{RELIABILITY_EDGES[b + 1]:.2f}",
+                "pairs": int(inside.sum()),
+                "expected": round(predicted, 4),
+                "annotated": round(observed, 4),
+            }
+        )
     return {"bins": rows, "calibration_error": round(gap / len(y_true), 4)}
 
 
@@ -108,15 +115,28 @@ def markdown_report(result: dict) -> str:
     ]
     for m, systems in result["cv"].items():
         for system, s in systems.items():
-            lines.append(f"| {m.upper()} | {system} | {s['accuracy']:.3f} ± {s['accuracy_std']:.3f} | {s['macro_f1']:.3f} ± {s['macro_f1_std']:.3f} | {s['expected_level_mae']:.3f} |")
+            lines.append(
+                f"| {m.upper()} | {system} | {s['accuracy']:.3f} ± {s['accuracy_std']:.3f} | {s['macro_f1']:.3f} ± {s['macro_f1_std']:.3f} | {s['expected_level_mae']:.3f} |"
+            )
         lines.append(f"| {m.upper()} | published RoBERTa | {PUBLISHED[m]['accuracy']:.2f} | {PUBLISHED[m]['macro_f1']:.2f} | |")
-    lines += ["", "## Reliability of the expected level (out-of-fold)", "", "Pairs binned by the expected level; a calibrated score has expected ≈ annotated in every bin.", ""]
+    lines += [
+        "",
+        "## Reliability of the expected level (out-of-fold)",
+        "",
+        "Pairs binned by the expected level; a calibrated score has expected ≈ annotated in every bin.",
+        "",
+    ]
     for m, systems in result["reliability"].items():
         for system in ("model", "baseline"):
             table = systems.get(system)
             if table is None:
                 continue
-            lines += [f"**{m.upper()}, {system}** (calibration error {table['calibration_error']:.3f})", "", "| expected level bin | pairs | mean expected | mean annotated |", "|---|---|---|---|"]
+            lines += [
+                f"**{m.upper()}, {system}** (calibration error {table['calibration_error']:.3f})",
+                "",
+                "| expected level bin | pairs | mean expected | mean annotated |",
+                "|---|---|---|---|",
+            ]
             lines += [f"| {row['bin']} | {row['pairs']} | {row['expected']:.3f} | {row['annotated']:.3f} |" for row in table["bins"]]
             lines.append("")
     return "\n".join(lines)

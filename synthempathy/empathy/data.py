@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
 
 import pandas as pd
+import yaml
 
 from synthempathy.errors import InputError
 from synthempathy.seeding import derive_seed
 
 MECHANISMS = ("er", "ip", "ex")
-EPITOME_FILES = {
-    "er": "emotional-reactions-reddit.csv",
-    "ip": "interpretations-reddit.csv",
-    "ex": "explorations-reddit.csv",
-}
 REQUIRED_COLUMNS = ("sp_id", "rp_id", "seeker_post", "response_post", "level")
 LEVELS = (0, 1, 2)
 _SOURCE = "copy it from behavioral-data/Empathy-Mental-Health dataset/ (see data/external/epitome/README.md)"
@@ -58,22 +54,35 @@ def load_epitome_file(path: str | Path) -> pd.DataFrame:
         level = (row["level"] or "").strip()
         if level not in ("0", "1", "2"):
             raise InputError(f"{path}:{start}: level {row['level']!r} is not 0, 1 or 2; fix or drop the row")
-        fields = {"sp_id": (row["sp_id"] or "").strip(), "seeker_post": normalise_text(row["seeker_post"] or ""), "response_post": normalise_text(row["response_post"] or "")}
+        fields = {
+            "sp_id": (row["sp_id"] or "").strip(),
+            "seeker_post": normalise_text(row["seeker_post"] or ""),
+            "response_post": normalise_text(row["response_post"] or ""),
+        }
         empty = [name for name, value in fields.items() if not value]
         if empty:
             raise InputError(f"{path}:{start}: empty {', '.join(empty)}; fix or drop the row")
-        rows.append({"line": start, "sp_id": fields["sp_id"], "rp_id": (row["rp_id"] or "").strip(), "seeker": fields["seeker_post"], "response": fields["response_post"], "level": int(level)})
+        rows.append(
+            {
+                "line": start,
+                "sp_id": fields["sp_id"],
+                "rp_id": (row["rp_id"] or "").strip(),
+                "seeker": fields["seeker_post"],
+                "response": fields["response_post"],
+                "level": int(level),
+            }
+        )
     if not rows:
         raise InputError(f"{path}: header but no data rows; {_SOURCE}")
     return pd.DataFrame(rows)
 
 
-def load_epitome(directory: str | Path) -> dict[str, pd.DataFrame]:
-    """The three EPITOME annotation files, keyed by mechanism."""
-    return {m: load_epitome_file(Path(directory) / name) for m, name in EPITOME_FILES.items()}
+def load_epitome(files: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
+    """The three EPITOME annotation files, given and keyed by mechanism (er, ip, ex)."""
+    return {m: load_epitome_file(files[m]) for m in MECHANISMS}
 
 
-def pairs_table(data: Mapping[str, pd.DataFrame], directory: str | Path = "") -> pd.DataFrame:
+def pairs_table(data: Mapping[str, pd.DataFrame], files: Mapping[str, str | Path]) -> pd.DataFrame:
     """One row per annotated pair: sp_id, rp_id, seeker, response and a level column per
     mechanism, in file order. The files rate the same pairs row for row (some (sp_id, rp_id)
     pairs occur twice in the originals, so rows are matched by position, and checked)."""
@@ -84,11 +93,25 @@ def pairs_table(data: Mapping[str, pd.DataFrame], directory: str | Path = "") ->
         frame = data[m].reset_index(drop=True)
         same = (len(frame) == len(table)) and (frame["sp_id"] == table["sp_id"]).all() and (frame["rp_id"] == table["rp_id"]).all()
         if not same:
-            row = next((i for i in range(min(len(frame), len(table))) if (frame["sp_id"][i], frame["rp_id"][i]) != (table["sp_id"][i], table["rp_id"][i])), min(len(frame), len(table)))
+            row = next(
+                (i for i in range(min(len(frame), len(table))) if (frame["sp_id"][i], frame["rp_id"][i]) != (table["sp_id"][i], table["rp_id"][i])),
+                min(len(frame), len(table)),
+            )
             where = f":{frame['line'][row]}" if row < len(frame) else ""
-            raise InputError(f"{Path(directory) / EPITOME_FILES[m]}{where}: rates other pairs than {EPITOME_FILES[first]} (data row {row + 1}); use the original files")
+            raise InputError(f"{files[m]}{where}: rates other pairs than {files[first]} (data row {row + 1}); use the original files")
         table[m] = frame["level"].to_numpy()
     return table
+
+
+# The train_scorer stage's options (--emotional-reactions ...) naming the ER, IP and EX files.
+STAGE_OPTIONS = ("emotional_reactions", "interpretations", "explorations")
+
+
+def stage_files(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, str]:
+    """The annotation files in the ``train_scorer`` stage's ``cmd`` in dvc.yaml, by mechanism:
+    for the tools outside ``dvc repro`` (``make scorer-cv``, the scorer benchmark)."""
+    words = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]["train_scorer"]["cmd"].split()
+    return {m: words[words.index("--" + option.replace("_", "-")) + 1] for m, option in zip(MECHANISMS, STAGE_OPTIONS, strict=True)}
 
 
 def pick_posts(sp_ids: Iterable[str], n: int, seed: int, purpose: str) -> list[str]:
@@ -98,7 +121,7 @@ def pick_posts(sp_ids: Iterable[str], n: int, seed: int, purpose: str) -> list[s
     return sorted(ranked[:n])
 
 
-def sample_posts(table: pd.DataFrame, n: Optional[int], seed: int) -> pd.DataFrame:
+def sample_posts(table: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     """Only n seeker posts (all their pairs), for quick runs; None keeps all."""
     if n is None:
         return table

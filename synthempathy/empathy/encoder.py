@@ -17,7 +17,7 @@ import contextlib
 import copy
 import logging
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -185,7 +185,13 @@ def levels(model: PairModel, probabilities: np.ndarray) -> np.ndarray:
 
 
 def fit_pair_model(
-    top: nn.ModuleList, seekers: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], labels: np.ndarray, params: PairEncoderParams, seed: int, progress: bool = True
+    top: nn.ModuleList,
+    seekers: Sequence[torch.Tensor],
+    responses: Sequence[torch.Tensor],
+    labels: np.ndarray,
+    params: PairEncoderParams,
+    seed: int,
+    progress: bool = True,
 ) -> PairModel:
     """Train a PairModel on frozen states (one row per pair; labels: (pairs, 3) levels of er, ip, ex).
 
@@ -203,7 +209,7 @@ def fit_pair_model(
         targets = torch.from_numpy(labels.astype(np.int64))
         bar = tqdm(total=params.epochs * steps_per_epoch, desc="train pair encoder", unit="step", disable=not progress)
         model.train()
-        lengths = np.array([len(s) + len(r) for s, r in zip(seekers, responses)])
+        lengths = np.array([len(s) + len(r) for s, r in zip(seekers, responses, strict=True)])
         for epoch in range(params.epochs):
             for rows in length_batches(lengths, params.batch_size, shuffle):
                 logits = model(*_batch(seekers, responses, rows))

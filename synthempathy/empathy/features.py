@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,9 @@ _EMOTION = frozenset(
     understand understandable sucks unfair overwhelming overwhelmed""".split()
 )
 # Phrases that signal understanding or a shared experience (interpretations).
-_UNDERSTANDING = re.compile(r"\b(i understand|i know (?:how|what)|i get (?:it|that)|been there|same (?:thing|here|boat)|i (?:felt|feel|went|was|had|used to)|relate)\b")
+_UNDERSTANDING = re.compile(
+    r"\b(i understand|i know (?:how|what)|i get (?:it|that)|been there|same (?:thing|here|boat)|i (?:felt|feel|went|was|had|used to)|relate)\b"
+)
 _WH = re.compile(r"\b(what|how|why|when|where|who|do you|did you|have you|are you|is it|would you|can you)\b")
 
 LEXICAL_CUES = ("questions", "wh_words", "second_person", "first_person", "emotion_words", "understanding", "log_words")

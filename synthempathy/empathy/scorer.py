@@ -7,8 +7,8 @@ A pair's score per mechanism is the expected level, sum of level * probability (
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class EmpathyScorer:
         encoded once (a post with several responses, as in evaluate, costs one pass)."""
         texts = list(dict.fromkeys(t for pair in pairs for t in pair))
         with torch_threads(self.threads):
-            states = dict(zip(texts, self.frozen.states(texts, progress=len(texts) > 2000)))
+            states = dict(zip(texts, self.frozen.states(texts, progress=len(texts) > 2000), strict=True))
         return predict_proba(self.model, [states[s] for s, _ in pairs], [states[r] for _, r in pairs], self.threads)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[dict]:
@@ -78,9 +78,11 @@ def score_records(records: Sequence[dict], scorer: EmpathyScorer, source: str = 
     """Each pair record (seeker post = ``explanation``) with its scores added, floats to 4 places."""
     for n, record in enumerate(records, start=1):
         if not isinstance(record["explanation"], str) or not normalise_text(record["explanation"]) or not isinstance(record["response"], str):
-            raise InputError(f"{source}: record {n} (id={record.get('id')}): explanation must be a non-empty string and response a string; regenerate the file with dvc repro")
+            raise InputError(
+                f"{source}: record {n} (id={record.get('id')}): explanation must be a non-empty string and response a string; regenerate the file with dvc repro"
+            )
     scores = scorer.score([(r["explanation"], r["response"]) for r in records])
-    return [{**record, **{k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}} for record, s in zip(records, scores)]
+    return [{**record, **{k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}} for record, s in zip(records, scores, strict=True)]
 
 
 def summarise(scored: Sequence[Mapping]) -> dict:

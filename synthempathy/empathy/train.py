@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ def pair_states(frozen: FrozenEncoder, table: pd.DataFrame, threads: int) -> tup
     texts = list(dict.fromkeys([*table["seeker"], *table["response"]]))
     log.info("encoding %d distinct texts with the frozen encoder layers", len(texts))
     with torch_threads(threads):
-        states = dict(zip(texts, frozen.states(texts, progress=True)))
+        states = dict(zip(texts, frozen.states(texts, progress=True), strict=True))
     return [states[t] for t in table["seeker"]], [states[t] for t in table["response"]]
 
 
@@ -43,7 +43,13 @@ def train_scorer(table: pd.DataFrame, heldout: Iterable[str], params: TrainScore
 
 
 def fit_on_states(
-    table: pd.DataFrame, seekers: list[torch.Tensor], responses: list[torch.Tensor], frozen: FrozenEncoder, heldout: Iterable[str], params: TrainScorerParams, seed: int
+    table: pd.DataFrame,
+    seekers: list[torch.Tensor],
+    responses: list[torch.Tensor],
+    frozen: FrozenEncoder,
+    heldout: Iterable[str],
+    params: TrainScorerParams,
+    seed: int,
 ) -> tuple[PairModel, dict]:
     """Fit on the pairs whose post is not held out, given each row's frozen states.
 
@@ -59,11 +65,13 @@ def fit_on_states(
     if len(test):
         probabilities = predict_proba(model, [seekers[i] for i in test], [responses[i] for i in test], params.encoder.threads)
         majority = np.zeros_like(probabilities)
-        for j, m in enumerate(MECHANISMS):
+        for j in range(len(MECHANISMS)):
             majority[:, j, np.bincount(y[train, j]).argmax()] = 1.0
         systems = {"model": (probabilities, levels(model, probabilities)), "majority": (majority, majority.argmax(-1))}
         for j, m in enumerate(MECHANISMS):
-            metrics["heldout"][m] = {system: {k: round(v, 4) for k, v in classification_metrics(y[test, j], p[:, j], lv[:, j]).items()} for system, (p, lv) in systems.items()}
+            metrics["heldout"][m] = {
+                system: {k: round(v, 4) for k, v in classification_metrics(y[test, j], p[:, j], lv[:, j]).items()} for system, (p, lv) in systems.items()
+            }
     return model, metrics
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Hashable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -48,10 +48,9 @@ class LocalEngine:
     workers = 1
     replaced = 0
 
-    def __init__(self, backend_factory: Callable[[], Backend], lone: bool) -> None:
+    def __init__(self, backend_factory: Callable[[], Backend]) -> None:
         self._backend_factory = backend_factory
         self._backend: Backend | None = None
-        self._lone = lone  # units are single requests decoded alone: one backend call serves them all
 
     def start(self) -> None:
         if self._backend is None:
@@ -59,9 +58,8 @@ class LocalEngine:
 
     def run(self, units: Sequence[Sequence[Request]]) -> Iterator[tuple[str, Completion]]:
         self.start()
-        calls = [[r for unit in units for r in unit]] if self._lone else units
-        for call in calls:
-            for completion in self._backend.generate(call):
+        for unit in units:
+            for completion in self._backend.generate(unit):
                 yield self.name, completion
 
     def close(self) -> None:
@@ -69,39 +67,39 @@ class LocalEngine:
 
 
 class CachedGenerator:
-    """``generate(requests) -> completions`` in request order, via the cache and an engine
-    (by default a :class:`LocalEngine` on ``backend_factory``)."""
+    """``generate(requests) -> completions`` in request order, via the cache and an engine.
+    The engine loads its model only when something is not cached."""
 
     def __init__(
         self,
-        backend_factory: Callable[[], Backend],
+        engine: Engine,
         cache: LLMCache,
         model_fingerprint: dict,
         shard_plan: ShardPlan | None = None,  # None: the backend decodes each request alone
-        engine: Engine | None = None,
     ) -> None:
-        # The backend is loaded only if something is not cached.
-        self._engine = engine if engine is not None else LocalEngine(backend_factory, lone=shard_plan is None)
+        self.engine = engine
         self._cache = cache
         self._fingerprint = model_fingerprint
         self._shard_plan = shard_plan
-        self.stats = GenerationStats(engine=self._engine.name, workers=self._engine.workers)
+        self.stats = GenerationStats(engine=self.engine.name, workers=self.engine.workers)
 
-    def _keys_and_shards(self, requests: Sequence[Request]) -> tuple[dict[str, str], list[list[Request]]]:
+    def _keys_and_shards(self, requests: Sequence[Request], segments: Sequence[Hashable] | None) -> tuple[dict[str, str], list[list[Request]]]:
         """Cache key per request id, and the groups the backend must decode together."""
         keys = {r.id: cache_key(self._fingerprint, r) for r in requests}
         if len(keys) != len(requests):
             raise ValueError("request ids must be unique")
         if self._shard_plan is None:
             return keys, [[r] for r in requests]
-        shards = [[requests[i] for i in shard] for shard in self._shard_plan.split([r.id for r in requests])]
+        shards = [[requests[i] for i in shard] for shard in self._shard_plan.split([r.id for r in requests], segments)]
         for shard in shards:
             fingerprint = {**self._fingerprint, "shard": shard_digest([keys[r.id] for r in shard])}
             keys.update({r.id: cache_key(fingerprint, r) for r in shard})
         return keys, shards
 
-    def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
-        keys, shards = self._keys_and_shards(requests)
+    def generate(self, requests: Sequence[Request], desc: str = "generate", segments: Sequence[Hashable] | None = None) -> list[Completion]:
+        """Completions in request order. ``segments`` (one label per request) forces a shard cut
+        wherever the label changes (shards.py)."""
+        keys, shards = self._keys_and_shards(requests, segments)
         done: dict[str, Completion] = {}
         for request in requests:
             hit = self._cache.get(keys[request.id], request.id)
@@ -116,12 +114,12 @@ class CachedGenerator:
         self.stats.cached += len(done)
         log.info("%s: %d requests, %d cached, %d to generate, %d to decode again", desc, len(requests), len(done), n_misses, n_decode - n_misses)
         if units:
-            self._engine.start()  # model loading (and Ray's start) stays out of the timing
+            self.engine.start()  # model loading (and Ray's start) stays out of the timing
             start = time.perf_counter()
             tokens = 0
             per_worker = self.stats.per_worker
             with tqdm(total=n_decode, desc=desc, unit="item", dynamic_ncols=True) as bar:
-                for worker, completion in self._engine.run(units):
+                for worker, completion in self.engine.run(units):
                     self._keep(keys[completion.id], completion, done)
                     tokens += completion.completion_tokens
                     per_worker[worker] = per_worker.get(worker, 0) + 1
@@ -131,9 +129,9 @@ class CachedGenerator:
             self.stats.generated += n_misses
             self.stats.recomputed += n_decode - n_misses
             self.stats.completion_tokens += tokens
-            self.stats.workers_replaced = self._engine.replaced
-            if self._engine.workers > 1:
-                log.info("%s: completions per worker %s, %d worker(s) replaced", desc, per_worker, self._engine.replaced)
+            self.stats.workers_replaced = self.engine.replaced
+            if self.engine.workers > 1:
+                log.info("%s: completions per worker %s, %d worker(s) replaced", desc, per_worker, self.engine.replaced)
         for completion in done.values():
             reasons = self.stats.finish_reasons
             reasons[completion.finish_reason] = reasons.get(completion.finish_reason, 0) + 1
@@ -141,7 +139,7 @@ class CachedGenerator:
 
     def close(self) -> None:
         """Release the engine (Ray actors, and Ray itself if the engine started it)."""
-        self._engine.close()
+        self.engine.close()
 
     def _keep(self, key: str, completion: Completion, done: dict[str, Completion]) -> None:
         """Cache a new completion; a recomputed one must equal its cached copy, which is kept."""

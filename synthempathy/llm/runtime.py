@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 
 from synthempathy.llm.cache import LLMCache
-from synthempathy.llm.generator import CachedGenerator
+from synthempathy.llm.generator import CachedGenerator, LocalEngine
 from synthempathy.llm.llama import LlamaBackend
 from synthempathy.llm.models import file_sha256, resolve_model_path
 from synthempathy.llm.shards import ShardPlan
@@ -41,11 +41,12 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
     path = resolve_model_path(params.model.path).resolve()  # absolute: Ray workers may run elsewhere
     fingerprint = model_fingerprint(params, file_sha256(path))
     batch_size = params.generation.batch_size
-    plan = ShardPlan.for_batch(batch_size) if batch_size > 1 else None
+    plan = ShardPlan.for_batch(batch_size, params.generation.shard_batches) if batch_size > 1 else None
     factory = functools.partial(open_backend, params, path)  # picklable, for Ray workers
-    engine = None
     if params.generation.engine == "ray":
         from synthempathy.llm.ray_engine import RayEngine  # which imports ray only when it starts
 
         engine = RayEngine(factory, params.generation, params.model)
-    return CachedGenerator(factory, cache or LLMCache(), fingerprint, plan, engine)
+    else:
+        engine = LocalEngine(factory)
+    return CachedGenerator(engine, cache or LLMCache(), fingerprint, plan)
