@@ -95,6 +95,9 @@ class PairEncoderParams(Section):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     class_weight_power: float = Field(ge=0, le=1)  # loss weight of a level ~ frequency^-power: 0 plain, 1 balanced
+    # Per mechanism, logits / temperature when predicting: a net trained to low loss is overconfident,
+    # and the expected level, the pipeline's score, needs calibrated probabilities. Picked by grouped CV.
+    temperature: dict[Literal["er", "ip", "ex"], Annotated[float, Field(gt=0)]] = Field(min_length=3)
     decision_power: float = Field(ge=0, le=1)  # <m>_level = argmax p / prior^power: 0 plain argmax; >0 favours the rare weak levels
     threads: int = Field(ge=1)  # torch CPU threads in training and scoring: float sums (so the scorer bytes) depend on it
 

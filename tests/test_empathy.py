@@ -83,9 +83,11 @@ def test_same_params_give_byte_identical_scorer_files(table, frozen, states, tra
     save_scorer(again, config, tmp_path / "b")
     for name in (WEIGHTS_FILE, CONFIG_FILE):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    other = fit_pair_model(frozen.top, seekers, responses, labels(train), CONFIG.encoder, SEED + 1, progress=False)
-    save_scorer(other, config, tmp_path / "c")
-    assert (tmp_path / "c" / WEIGHTS_FILE).read_bytes() != (tmp_path / "a" / WEIGHTS_FILE).read_bytes()
+    # The seed does reach the weights (initialisation, dropout, shuffles): a short fit shows it.
+    short = CONFIG.encoder.model_copy(update={"epochs": 1})
+    for name, seed in (("c", SEED), ("d", SEED + 1)):
+        save_scorer(fit_pair_model(frozen.top, seekers[:64], responses[:64], labels(train)[:64], short, seed, progress=False), config, tmp_path / name)
+    assert (tmp_path / "c" / WEIGHTS_FILE).read_bytes() != (tmp_path / "d" / WEIGHTS_FILE).read_bytes()
 
 
 POST = "My dog died yesterday and I can't stop crying. I don't know how to get through this."

@@ -113,6 +113,8 @@ class PairModel(nn.Module):
         self.heads = nn.Linear(params.hidden, len(MECHANISMS) * len(LEVELS))
         # Added to log p(level) to pick a pair's level (see ``levels``); saved with the weights.
         self.register_buffer("level_bias", torch.zeros(len(MECHANISMS), len(LEVELS)))
+        # Per mechanism, the logits are divided by it when predicting (temperature scaling).
+        self.register_buffer("temperature", torch.ones(len(MECHANISMS)))
 
     def _tuned(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         extended = additive_mask(mask)
@@ -222,17 +224,18 @@ def fit_pair_model(
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
         bar.close()
         model.level_bias.copy_(decision_bias(labels, params.decision_power))
+        model.temperature.copy_(torch.tensor([params.temperature[m] for m in MECHANISMS]))
         return model.eval()
 
 
 @torch.inference_mode()
 def predict_proba(model: PairModel, seekers: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], threads: int, batch_size: int = 64) -> np.ndarray:
-    """(pairs, mechanism, level) probabilities, in fixed length-sorted batches."""
+    """(pairs, mechanism, level) probabilities (temperature-scaled), in fixed length-sorted batches."""
     order = sorted(range(len(responses)), key=lambda i: (len(responses[i]) + len(seekers[i]), i))
     out = np.zeros((len(responses), len(MECHANISMS), len(LEVELS)), dtype=np.float64)
     with torch_threads(threads):
         model.eval()
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            out[rows] = F.softmax(model(*_batch(seekers, responses, rows)), dim=-1).double().numpy()
+            out[rows] = F.softmax(model(*_batch(seekers, responses, rows)) / model.temperature[None, :, None], dim=-1).double().numpy()
     return out
