@@ -56,6 +56,7 @@ def save_scorer(model: PairModel, config: dict, directory: str | Path) -> None:
     """Weights and config, swapped into ``directory`` whole."""
     with atomic_dir(directory) as tmp:
         save_file({name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}, tmp / WEIGHTS_FILE)
+        (tmp / WEIGHTS_FILE).chmod(0o644)  # safetensors writes 0600; a DVC output is readable like the others
         write_json_atomic(tmp / CONFIG_FILE, config)
 
 
