@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-LLAMA_CPP_VERSION := 0.3.36
+# The version synthempathy/llm/llama_cpp_internals.py is ported to (stated there once).
+LLAMA_CPP_VERSION := $(shell sed -n 's/^LLAMA_CPP_VERSION = "\(.*\)"$$/\1/p' synthempathy/llm/llama_cpp_internals.py)
 SMOLLM2_VERSION := 0.1.2
 
 # llama-cpp-python ships only as source. Its default -march=native build segfaults on CPUs with
@@ -14,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray llama-tools repro test test-slow bench sampling-search scorer-cv clean-venv
+.PHONY: setup setup-ray setup-browser llama-tools repro test test-slow bench gpu-check sampling-search scorer-cv plots clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -62,24 +63,40 @@ $(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.deps-installed
 	$(BIN)/pip install --quiet -r requirements-ray.txt -c requirements.txt
 	touch $@
 
+# The browser tests (tests/test_plots_browser.py) render `dvc plots` in Debian's chromium; only
+# the tests need it. Installed with apt-get when missing (as root, else through sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+setup-browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 # Stage commands call `python`: put the venv first on PATH.
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: setup setup-ray
+test: setup setup-ray setup-browser llama-tools
 	$(BIN)/python -m pytest -q
 
 # Also the slow tests: the sampling grid queued as real DVC experiments.
-test-slow: setup setup-ray
+test-slow: setup setup-ray setup-browser
 	SYNTHEMPATHY_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
 bench: setup setup-ray
 	$(BIN)/python -m benchmarks.run
 
+# The paper's setup on a CUDA machine, one prepared run (sized for < 10 min on one H200): a Mistral-7B-shaped
+# Q4_K_M GGUF, the pipeline vs llama-batched-bench at batch 1-64, paper-scale hours; writes
+# benchmarks/results/gpu.md. README: "Running the paper's setup on a GPU".
+gpu-check: setup llama-tools
+	$(BIN)/python -m benchmarks.gpu_check
+
 # Brainstorm temperature x top_p grid as DVC experiments (README: "Choosing brainstorm sampling");
 # e.g. make sampling-search SEARCH_ARGS="--apply --extra -S scenarios.n_per_category=2"
 sampling-search: setup
 	$(BIN)/python scripts/sampling_search.py $(SEARCH_ARGS)
+
+# `dvc plots show` with vega inlined (no CDN): open dvc_plots/index.html. Diff: scripts/plots.py diff EXP
+plots: setup
+	$(BIN)/python scripts/plots.py show
 
 # Grouped CV of the EPITOME scorer vs its baselines -> metrics/empathy_scorer.json and .md (committed;
 # too slow for dvc repro). E.g. make scorer-cv SCORER_CV_ARGS="--max-posts 400 --folds 3" for a quick look.

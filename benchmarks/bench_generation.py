@@ -29,7 +29,8 @@ import llama_cpp
 
 from benchmarks.common import busy, header, llm_arguments, table, write_result
 from synthempathy.generation import build_requests, expand_scenarios
-from synthempathy.llm.batched import completion_arguments, open_batch_context
+from synthempathy.llm.batched import completion_arguments
+from synthempathy.llm.llama_cpp_internals import open_batch_context
 from synthempathy.llm.cache import LLMCache
 from synthempathy.llm.llama import chat_arguments, load_llama
 from synthempathy.llm.models import resolve_model_path

@@ -46,9 +46,8 @@ def measured_rates() -> dict[str, float]:
     return {name.split()[1]: rate for name, rate in rates.items() if name.startswith("pipeline ")}
 
 
-def projection() -> tuple[str, str]:
-    """The Markdown body, and a one-line summary."""
-    stories = SCENARIOS * STORIES_PER_SCENARIO
+def paper_scale_tokens() -> tuple[list[str], float, float]:
+    """Table rows (generation, mean tokens, source), tokens per story, and generated tokens in all."""
     rows, per_story = [], 0.0
     for path, field, fallback, source in STEPS:
         measured = mean_tokens(path, field)
@@ -56,13 +55,19 @@ def projection() -> tuple[str, str]:
         where = f"measured: mean of {measured[1]:,} records in {path}" if measured else f"estimate: {source}"
         rows.append(f"| {field.removesuffix('_tokens')} | {mean:.1f} | {where} |")
         per_story += mean
-    total = stories * per_story
+    return rows, per_story, SCENARIOS * STORIES_PER_SCENARIO * per_story
+
+
+def projection() -> tuple[str, str]:
+    """The Markdown body, and a one-line summary."""
+    stories = SCENARIOS * STORIES_PER_SCENARIO
+    rows, per_story, total = paper_scale_tokens()
     rates = measured_rates()
     time_rows = [
         f"| embedded SmolLM2-135M Q4_1, CPU (this machine, bench_generation), batch {batch} | {rate:.1f} | {total / rate / 3600:,.1f} |"
         for batch, rate in sorted(rates.items(), key=lambda item: int(item[0]))
     ] or ["| embedded SmolLM2-135M Q4_1, CPU | not measured (run bench_generation first) | - |"]
-    time_rows.append("| 7B Q4 (e.g. Mistral-7B-Instruct Q4_K_M), one GPU, batch B | not measured (no GPU here) | T / (r_B x 3600) |")
+    time_rows.append("| 7B Q4 (e.g. Mistral-7B-Instruct Q4_K_M), one GPU, batch B | `make gpu-check` (benchmarks/results/gpu.md) | T / (r_B x 3600) |")
     body = f"""
 ## Tokens to generate
 
@@ -87,12 +92,13 @@ prompt processing included) at the batch size used.
 The CPU rows are for the embedded 135M model, the only one measured here, on bench_generation's brainstorm
 prompts capped at 48 new tokens (about 4 prompt tokens per generated token; the pipeline's three steps
 average about 1.4, so r underestimates them: the default corpus's brainstorm ran at 64 tok/s at batch 8, logs/brainstorm.json). A 7B model does ~50x more arithmetic per token: on CPU it would be far slower, and
-on a GPU r_B must be measured (`model.n_gpu_layers: -1`, `generation.batch_size: B`, then
-`python -m benchmarks.bench_generation`).
+on a GPU r_B is measured by `make gpu-check` (benchmarks/gpu_check.py) on a Mistral-7B-shaped GGUF.
 """
     best = max(rates.values(), default=None)
     summary = f"projection: {total / 1e6:.1f} M tokens; " + (
-        f"{total / best / 3600:,.1f} h at the best measured CPU rate {best:.1f} tok/s; GPU not measured" if best else "CPU rate not measured yet; GPU not measured"
+        f"{total / best / 3600:,.1f} h at the best measured CPU rate {best:.1f} tok/s; GPU not measured"
+        if best
+        else "CPU rate not measured yet; GPU not measured"
     )
     return body, summary
 

@@ -5,8 +5,9 @@
 Queues one experiment per (temperature, top_p) of params.yaml:sampling_search, each run up to
 the `report` stage (the stage that scores story diversity and coherence), runs the queue one
 at a time, then ranks the results from `dvc exp show --json`, prints the table and saves it to
-metrics/sampling_search.md. `--apply` applies the pick with `dvc exp apply`. Everything after
-`--extra` is passed to every `dvc exp run` (e.g. `--extra -S scenarios.n_per_category=2`).
+metrics/sampling_search.md, and the grid to metrics/plots/sampling_grid.json (`dvc plots`
+sampling_grid). `--apply` applies the pick with `dvc exp apply`. Everything after `--extra` is
+passed to every `dvc exp run` (e.g. `--extra -S scenarios.n_per_category=2`).
 
 The queue runs experiments from the last commit plus the workspace's changes to tracked files:
 commit new files first.
@@ -26,10 +27,12 @@ sys.path.insert(0, str(ROOT))  # run as a file: import the package from this che
 
 from synthempathy.params import load_params  # noqa: E402
 from synthempathy.paths import cache_root  # noqa: E402
-from synthempathy.sampling_search import coherence_bar, experiment_name, markdown_table, parse_exp_show, rank  # noqa: E402
+from synthempathy.plots import write_plot  # noqa: E402
+from synthempathy.sampling_search import GRID_PLOT_COLUMNS, coherence_bar, experiment_name, grid_plot_rows, markdown_table, parse_exp_show, rank  # noqa: E402
 
 TARGET = "report"  # the scores are the report's; finetune/evaluate would only cost time
 TABLE = Path("metrics/sampling_search.md")
+GRID_PLOT = Path("metrics/plots/sampling_grid.json")
 
 
 def dvc_env() -> dict[str, str]:
@@ -51,6 +54,12 @@ def dvc(args: list[str], env: dict[str, str], check: bool = True, quiet: bool = 
     stdout = subprocess.PIPE if quiet or args[:2] == ["exp", "show"] else None  # only exp show is parsed
     stderr = subprocess.DEVNULL if quiet else None
     return subprocess.run(["dvc", *args], env=env, check=check, text=True, stdout=stdout, stderr=stderr).stdout
+
+
+def save(table: str, grid_rows: list[dict]) -> None:
+    TABLE.parent.mkdir(parents=True, exist_ok=True)
+    TABLE.write_text(table, encoding="utf-8")
+    write_plot(GRID_PLOT, grid_rows, GRID_PLOT_COLUMNS)
 
 
 def apply(name: str, setting: tuple[float, float], extra: list[str], env: dict[str, str]) -> None:
@@ -95,15 +104,14 @@ def main() -> int:
     bar = coherence_bar(trials, search.min_coherence, search.max_coherence_drop)
     ranked = rank(trials, search.objective, bar)
     table = markdown_table(ranked, search.objective, bar)
-    TABLE.parent.mkdir(parents=True, exist_ok=True)
-    TABLE.write_text(table, encoding="utf-8")
+    save(table, grid_plot_rows(ranked, bar))
     print(table)
     best = ranked[0]
     if best.scores is None:
         return 1
     if args.apply:
         apply(best.name, (best.temperature, best.top_p), args.extra, env)
-        TABLE.write_text(table, encoding="utf-8")  # dvc exp apply restored the experiment's (older) copy
+        save(table, grid_plot_rows(ranked, bar))  # dvc exp apply restored the experiment's (older) copies
     return 0
 
 

@@ -1,13 +1,13 @@
 """Stage: intent alignment + near-duplicate removal of the (explanation, response) pairs."""
 
-import csv
 import logging
 
 from synthempathy.align import NEAREST, REQUIRED_FIELDS, align_pairs
 from synthempathy.embeddings import Embedder
 from synthempathy.errors import stage_main
-from synthempathy.io import atomic_path, read_jsonl
+from synthempathy.io import read_jsonl
 from synthempathy.params import load_params
+from synthempathy.plots import write_plot
 
 log = logging.getLogger("align")
 
@@ -19,10 +19,7 @@ def main(paths) -> None:
     embedder = Embedder(params.embedding.model, params.embedding.batch_size)
     result, histogram = align_pairs(pairs, embedder.encode, params.align, progress=True)
     result.write(paths.aligned, paths.rejected, paths.metrics)
-    with atomic_path(paths.similarity_plot) as tmp, tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["similarity", "scenario", "story", "response", NEAREST])
-        writer.writeheader()
-        writer.writerows(histogram)
+    write_plot(paths.similarity_plot, histogram, ("similarity", "scenario", "story", "response", NEAREST))
     log.info("kept %d of %d pairs; rejected: %s", len(result.kept), len(pairs), result.metrics()["rejected"])
 
 

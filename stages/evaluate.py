@@ -1,6 +1,6 @@
 """Stage: base vs base+LoRA responses to held-out situations, scored with the EPITOME scorer:
-metrics per mechanism (means, spread, paired-bootstrap CI) and the generations side by side
-(both responses and their scores)."""
+metrics per mechanism (means, spread, paired-bootstrap CI), their plot's data, and the
+generations side by side (both responses and their scores)."""
 
 import logging
 import time
@@ -9,16 +9,17 @@ from peft import PeftModel
 
 from synthempathy.empathy.scorer import score
 from synthempathy.errors import stage_main
-from synthempathy.evaluate import compare_scores, generate_responses, read_situations, side_by_side
+from synthempathy.evaluate import MECHANISMS, compare_scores, generate_responses, read_situations, side_by_side
 from synthempathy.finetune import load_base, select_device
 from synthempathy.io import write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
 from synthempathy.paths import log_path
+from synthempathy.plots import base_vs_tuned_rows, write_plot
 
 log = logging.getLogger("evaluate")
 
 
-@stage_main("adapter", "scorer", "generations", "metrics")
+@stage_main("adapter", "scorer", "generations", "metrics", "plot")
 def main(paths) -> None:
     all_params = load_params()
     params, finetune = all_params.evaluate, all_params.finetune
@@ -37,6 +38,7 @@ def main(paths) -> None:
     write_jsonl_atomic(paths.generations, side_by_side(situations, base_replies, tuned_replies, base_scores, tuned_scores))
     metrics = compare_scores(base_scores, tuned_scores, params.bootstrap_samples, all_params.seed)
     write_json_atomic(paths.metrics, metrics)
+    write_plot(paths.plot, base_vs_tuned_rows(metrics, MECHANISMS), ("mechanism", "base", "tuned", "difference", "ci_low", "ci_high"))
     write_json_atomic(log_path("evaluate"), {"situations": len(texts), "generate_s": round(generated - started, 1), "score_s": round(time.perf_counter() - generated, 1)})
     e = metrics["empathy"]
     log.info("empathy %.3f -> %.3f (%+.1f%%, 95%% CI of the difference %s) on %d situations", e["base_mean"], e["tuned_mean"], 100 * (e["relative_change"] or 0), e["difference_ci"], len(texts))

@@ -1,5 +1,6 @@
 """Stage: rule-based filters of the scored pairs -> the corpus, plus every stage's rejections
-merged into one file and metrics with the reasons and the retention funnel."""
+merged into one file, metrics with the reasons and the retention funnel, and the data of the
+funnel and rejection plots."""
 
 import logging
 from collections import Counter
@@ -9,6 +10,7 @@ from synthempathy.errors import InputError, stage_main
 from synthempathy.filters import filter_pairs, merge_rejections, required_fields, retention_funnel
 from synthempathy.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
+from synthempathy.plots import funnel_rows, rejection_rows, write_plot
 
 log = logging.getLogger("filter")
 
@@ -29,7 +31,7 @@ def funnel_files(specs: list[str]) -> dict[str, str]:
     return steps
 
 
-@stage_main("scored", "corpus", "rejected", "metrics", "upstream_rejected+", "funnel+")
+@stage_main("scored", "corpus", "rejected", "metrics", "upstream_rejected+", "funnel+", "funnel_plot", "rejection_plot")
 def main(paths) -> None:
     params = load_params().filter
     result = filter_pairs(read_jsonl(paths.scored, required=required_fields(params)), params)
@@ -41,7 +43,11 @@ def main(paths) -> None:
     by_stage = dict(sorted(Counter(r["stage"] for r in all_rejected).items()))
     metrics = result.metrics()
     write_json_atomic(paths.metrics, {**metrics, "funnel": funnel, "rejected_by_stage": by_stage})
+    write_plot(paths.funnel_plot, funnel_rows(funnel["counts"]), ("step", "records"))
+    write_plot(paths.rejection_plot, rejection_rows(all_rejected), ("rejection", "stage", "reason", "records"))
     log.info("kept %d of %d pairs; rejected: %s", len(result.kept), len(result.rejected) + len(result.kept), {k: v for k, v in metrics["rejected"].items() if v})
+    found = metrics["pii_scrubbed_by_type" if params.pii_policy == "scrub" else "pii_dropped_by_type"]
+    log.info("PII spans (filter.pii_policy: %s): %s", params.pii_policy, {k: v for k, v in found.items() if v})
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from synthempathy.errors import InputError
 from synthempathy.io import atomic_path
 from synthempathy.params import Params
+from synthempathy.pii import PLACEHOLDERS
 from synthempathy.report import PAPER, length_stats
 from synthempathy.text import distinct_n
 
@@ -114,6 +115,21 @@ def empathy_means(corpus: Sequence[dict]) -> dict[str, float]:
     return {m: round(sum(r[m] for r in corpus) / len(corpus), 3) if corpus else 0.0 for m in MECHANISMS}
 
 
+def pii_section(filter_metrics: MetricsFile, params: Params) -> str:
+    """What was scrubbed (or dropped) per PII type, from the filter stage's metrics."""
+    scrubbed, dropped = (_field(filter_metrics, key) for key in ("pii_scrubbed_by_type", "pii_dropped_by_type"))
+    p = params.filter
+    how = "replaced by a placeholder per type" if p.pii_policy == "scrub" else "a reason to drop the pair (`data/rejected.jsonl` names the types, never the values)"
+    rows = [[kind, f"`{PLACEHOLDERS[kind]}`", scrubbed[kind], dropped[kind]] for kind in p.pii_types]
+    return (
+        "## Personal data\n\n"
+        f"Personal data in `scenario`, `story`, `explanation` and `response` is {how} (`filter.pii_policy: {p.pii_policy}`). "
+        f"Phone numbers count in international format and in the national formats of {', '.join(p.pii_phone_regions)}; "
+        "toll-free and other service numbers (helplines) are kept.\n\n"
+        + _table(["type", "placeholder", "spans scrubbed", "spans in dropped pairs"], rows)
+    )
+
+
 def dataset_card(
     corpus: Sequence[dict], filter_metrics: MetricsFile, empathy_metrics: MetricsFile, scorer_metrics: MetricsFile, params: Params, model_name: str
 ) -> str:
@@ -174,6 +190,7 @@ def dataset_card(
         + _table(["pairs", "crisis-flagged", "PII-scrubbed"], [[n, _field(filter_metrics, "crisis_flagged"), _field(filter_metrics, "pii_scrubbed")]])
         + "\n\n"
         + _table(["SAD category", "pairs", "share"], [[c, k, f"{k / n:.1%}"] for c, k in categories]),
+        pii_section(filter_metrics, params),
         "## Lengths (words)\n\n"
         + _table(
             ["text", "mean", "median", "p95", "paper mean"],
@@ -222,6 +239,7 @@ def dataset_card(
         "noisy, and a proxy for what a person would perceive.\n"
         "- Situations come from SAD's crowd-sourced everyday stressors (9 categories, short SMS-like "
         "descriptions), English only; other cultures and severe situations are under-represented.\n"
-        "- PII is scrubbed by patterns (emails, phones, URLs, addresses), which can miss some.",
+        "- PII is found by validated patterns (see \"Personal data\"), which can miss some, and person names "
+        "are not scrubbed: SAD stressors and generated stories can name people (\"my friend Sarah\").",
     ]
     return "\n\n".join(sections) + "\n"

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from synthempathy.params import FilterParams
+from synthempathy.pii import PII_TYPES, PiiConfig, scrub
 from synthempathy.records import sort_key
 from synthempathy.results import StageResult
 from synthempathy.text import ngram_overlap, repetition_ratio, word_count, words
@@ -26,6 +28,8 @@ STAGE = "filter"
 NGRAM = 4  # copy and loop checks compare word 4-grams
 ENGLISH_MIN_STOPWORD_RATIO = 0.25  # English prose ~0.45-0.55; Spanish/French ~0.1; CJK ~0
 TEXT_FIELDS = ("explanation", "response")
+PII_FIELDS = ("scenario", "story", "explanation", "response")  # every published free-text field
+PII_FOUND = "pii_found"  # (type, count) pairs the scrub put on a record; not a corpus field
 SIMILARITY_FIELDS = ("scenario_similarity", "story_similarity", "response_similarity")
 EMPATHY_FIELDS = ("er", "ip", "ex", "empathy", "er_level", "ip_level", "ex_level")
 CORPUS_FIELDS = ("id", "scenario_id", "category", "severity", "scenario", "story", "explanation", "response", *SIMILARITY_FIELDS)
@@ -34,6 +38,7 @@ REQUIRED_FIELDS = (*CORPUS_FIELDS, "explanation_finish_reason", "response_finish
 class Drop:
     reason: str
     detail: str = ""
+    pii_found: tuple[tuple[str, int], ...] = ()  # a pii drop's (type, count) pairs, for metrics
 
 
 @dataclass(frozen=True)
@@ -109,27 +114,6 @@ HARMFUL_ADVICE = _any_of(
     r"\bpainless (?:way|method)s? to (?:die|go)\b",
     r"\boverdose on\b",
 )
-# PII, in substitution order: emails before URLs (an email contains a domain), URLs before
-# phones (URLs contain digits). Toll-free numbers (helplines) are not personal: kept.
-PII = (
-    ("[EMAIL]", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
-    ("[URL]", re.compile(r"\b(?:https?://|www\.)[^\s<>\"']*[^\s<>\"'.,;:!?)]|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|uk|info|biz)\b(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?", re.I)),
-    (
-        "[PHONE]",
-        re.compile(
-            r"(?<![\w+])(?:\+?1[\s.-]?)?(?!\(?8(?:00|88|77|66|55|44|33)\)?[\s.-]?\d{3}[\s.-]?\d{4})(?:\(\d{3}\)|\d{3})[\s.-]?\d{3}[\s.-]?\d{4}(?!\w)"
-            r"|\+(?!1[\s.-]?\(?8(?:00|88|77|66|55|44|33))\d{1,3}(?:[\s.-]?\d{2,4}){2,5}\b"
-        ),
-    ),
-    (
-        "[ADDRESS]",
-        re.compile(
-            r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|circle|parkway|highway)\b\.?"
-        ),
-    ),
-)
-
-
 def _heads(text: str) -> list[str]:
     """Words cut at the apostrophe: "I'm" -> "i", "you're" -> "you" (pronoun and stop-word lists)."""
     return [w.replace("’", "'").split("'")[0] for w in words(text)]
@@ -226,23 +210,17 @@ def crisis(record: dict, policy: str) -> Union[Drop, dict]:
     return {**record, "crisis": flagged}
 
 
-def scrub_pii(text: str) -> tuple[str, list[str]]:
-    """``text`` with PII replaced by placeholders, and the placeholders used, in order."""
-    found = []
-    for placeholder, pattern in PII:
-        text, n = pattern.subn(placeholder, text)
-        if n:
-            found.append(placeholder)
-    return text, found
-
-
-def pii(record: dict, policy: str) -> Union[None, Drop, dict]:
-    scrubbed = {f: scrub_pii(record[f]) for f in TEXT_FIELDS}
-    if not any(kinds for _, kinds in scrubbed.values()):
+def pii(record: dict, config: PiiConfig, policy: str) -> Union[None, Drop, dict]:
+    """Scrub every published text field (``scenario`` quotes the seed, which may be a user's own
+    text), or drop the pair naming the field and the PII types found, never the values."""
+    scrubbed = {f: scrub(record[f], config) for f in PII_FIELDS}
+    found = sum((counts for _, counts in scrubbed.values()), Counter())
+    if not found:
         return None
     if policy == "drop":
-        return Drop("pii", "; ".join(f"{f}: {' '.join(kinds)}" for f, (_, kinds) in scrubbed.items() if kinds))
-    return {**record, **{f: text for f, (text, _) in scrubbed.items()}}
+        detail = "; ".join(f"{f}: {', '.join(sorted(counts))}" for f, (_, counts) in scrubbed.items() if counts)
+        return Drop("pii", detail, pii_found=tuple(sorted(found.items())))
+    return {**record, **{f: text for f, (text, _) in scrubbed.items()}, PII_FOUND: tuple(sorted(found.items()))}
 
 
 def low_empathy(record: dict, min_empathy: Optional[float]) -> Optional[Drop]:
@@ -274,7 +252,7 @@ def build_rules(params: FilterParams) -> list[Rule]:
         Rule(("repetition",), functools.partial(repetition, max_ratio=params.max_repetition_ratio)),
         Rule(("harmful_advice",), harmful_advice),
         Rule(("crisis_excluded",), functools.partial(crisis, policy=params.crisis_policy)),
-        Rule(("pii",), functools.partial(pii, policy=params.pii_policy)),
+        Rule(("pii",), functools.partial(pii, config=params.pii, policy=params.pii_policy)),
         Rule(("low_empathy",), functools.partial(low_empathy, min_empathy=params.min_empathy)),
     ]
 
@@ -315,14 +293,23 @@ def filter_pairs(records: Sequence[dict], params: FilterParams, rules: Optional[
     defaults to ``build_rules(params)``."""
     rules = build_rules(params) if rules is None else rules
     result = StageResult(STAGE, declared_reasons(rules), records_in=len(records))
-    scrubbed = 0
-    for original, (record, drop) in zip(records, run_filters(records, rules), strict=True):
+    scrubbed, dropped = Counter(), Counter()
+    scrubbed_records = 0
+    for record, drop in run_filters(records, rules):
         if drop is not None:
             result.reject(record["id"], drop.reason, drop.detail)
+            dropped.update(dict(drop.pii_found))
             continue
-        scrubbed += any(record[f] != original[f] for f in TEXT_FIELDS)
+        scrubbed_records += PII_FOUND in record
+        scrubbed.update(dict(record.get(PII_FOUND, ())))
         result.keep(corpus_record(record))
-    result.extra_metrics = {"crisis_flagged": sum(r["crisis"] for r in result.kept), "pii_scrubbed": scrubbed}
+    result.extra_metrics = {
+        "crisis_flagged": sum(r["crisis"] for r in result.kept),
+        "pii_scrubbed": scrubbed_records,
+        # PII spans per type: replaced by placeholders in kept pairs / found in pairs dropped for PII
+        "pii_scrubbed_by_type": {kind: scrubbed[kind] for kind in PII_TYPES},
+        "pii_dropped_by_type": {kind: dropped[kind] for kind in PII_TYPES},
+    }
     return result
 
 

@@ -81,11 +81,15 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Read a JSONL file; a missing file, bad line or missing field is a one-line InputError."""
+    return list(iter_jsonl(path, required))
+
+
+def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+    """``read_jsonl`` one record at a time, for a pass over a large file that keeps few records."""
     path = Path(path)
     required = tuple(required)
     if not path.is_file():
         raise InputError(f"{path}: file not found; run the stage that produces it (dvc repro)")
-    records = []
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -99,8 +103,7 @@ def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[di
             missing = [k for k in required if k not in record]
             if missing:
                 raise InputError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}; regenerate the file with dvc repro")
-            records.append(record)
-    return records
+            yield record
 
 
 def _dumps(obj: Any) -> str:

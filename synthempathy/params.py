@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
+import phonenumbers
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthempathy.errors import InputError
+from synthempathy.pii import PII_TYPES, PiiConfig
 
 PARAMS_FILE = Path("params.yaml")
 _TYPE_TAGS = {"int", "float", "str", "bool"}
@@ -131,13 +133,27 @@ class FilterParams(Section):
     max_copy_ratio: float = Field(gt=0, le=1)  # share of response 4-grams found in the explanation
     max_repetition_ratio: float = Field(gt=0, le=1)  # share of a text's 4-grams that repeat
     crisis_policy: Literal["flag", "exclude"]  # self-harm/suicide pairs: keep with crisis=true, or drop
-    pii_policy: Literal["scrub", "drop"]  # emails, phones, URLs, addresses: placeholders, or drop
+    pii_policy: Literal["scrub", "drop"]  # PII in a published text field: placeholders, or drop the pair
+    pii_types: tuple[Literal[PII_TYPES], ...] = Field(min_length=1)  # what counts as PII (synthempathy/pii.py)
+    pii_phone_regions: tuple[str, ...] = Field(min_length=1)  # countries whose phone numbers count without +
     min_empathy: Optional[float] = None  # on the score stage's `empathy`; None: no empathy filter
+
+    @field_validator("pii_phone_regions")
+    @classmethod
+    def _known_regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown phone region(s) {', '.join(unknown)}: use ISO 3166 country codes such as US, GB, IN")
+        return regions
 
     def model_post_init(self, __context) -> None:
         for field in ("explanation", "response"):
             if getattr(self, f"min_{field}_words") > getattr(self, f"max_{field}_words"):
                 raise ValueError(f"min_{field}_words must be <= max_{field}_words")
+
+    @property
+    def pii(self) -> PiiConfig:
+        return PiiConfig(types=self.pii_types, phone_regions=self.pii_phone_regions)
 
 
 class FinetuneParams(Section):
@@ -174,6 +190,8 @@ class EvaluateParams(Section):
 
 class ReportParams(Section):
     diversity_sample: int = Field(ge=2)  # stories in the self-BLEU sample (fixed, so corpus size does not bias it)
+    review_sample: int = Field(ge=1)  # pairs of the review sheet's seeded sample (data/corpus/review.md)
+    review_extremes: int = Field(ge=1)  # pairs shown with the highest and with the lowest empathy
 
 
 # Scores in metrics/corpus.json:sampling that the brainstorm sampling search can maximise (higher = more diverse).

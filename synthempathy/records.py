@@ -16,6 +16,12 @@ def story_index(record_id: str) -> int:
     return int(record_id.rsplit("-s", 1)[1])
 
 
+def scenario_id_of(record_id: str) -> str:
+    """The scenario a story, explanation or pair id came from (a scenario id is its own)."""
+    head, sep, k = record_id.rpartition("-s")
+    return head if sep and k.isdigit() else record_id
+
+
 def sort_key(record_id: str) -> tuple:
     """Natural order of ids: ``sad-9-s2`` < ``sad-10-s0`` < ``sad-10-s10``."""
     return tuple(int(p) if p.isdigit() else p for p in record_id.replace("-s", "-").split("-"))

@@ -12,6 +12,9 @@ from synthempathy.text import distinct_n, word_count
 # SYNTHEMPATHY (arXiv 2502.17857), for side-by-side reading of our numbers.
 PAPER = {"pairs": 105578, "explanation_words_mean": 95.5, "response_words_mean": 153.7}
 LENGTH_BIN_WORDS = 10
+# Columns of metrics/plots/lengths.csv: per bin the texts of each kind, and on every row the
+# paper's mean lengths, which the plot's template (.dvc/plots/lengths_vs_paper.json) marks.
+LENGTH_COLUMNS = ("words", "explanations", "responses", "paper_explanations_mean", "paper_responses_mean")
 
 
 def length_stats(texts: Sequence[str]) -> dict:
@@ -39,8 +42,10 @@ def corpus_report(funnel: Mapping[str, int], corpus: Sequence[dict]) -> dict:
 
 
 def length_histogram(corpus: Sequence[dict], bin_words: int = LENGTH_BIN_WORDS) -> list[dict]:
-    """Rows of (bin start, explanations, responses) for the dvc plots length distribution."""
+    """Rows of the dvc plots length distribution: texts per bin of words (bin start), with the
+    paper's means beside them; the bins reach past the longest text and the paper's means."""
     explanations = Counter(word_count(r["explanation"]) // bin_words for r in corpus)
     responses = Counter(word_count(r["response"]) // bin_words for r in corpus)
-    top = max([*explanations, *responses], default=-1)
-    return [{"words": b * bin_words, "explanations": explanations[b], "responses": responses[b]} for b in range(top + 1)]
+    paper = {"paper_explanations_mean": PAPER["explanation_words_mean"], "paper_responses_mean": PAPER["response_words_mean"]}
+    top = max([*explanations, *responses, *(int(mean) // bin_words for mean in paper.values())])
+    return [{"words": b * bin_words, "explanations": explanations[b], "responses": responses[b], **paper} for b in range(top + 1)]

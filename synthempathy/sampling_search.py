@@ -16,6 +16,8 @@ METRICS_FILE = "metrics/corpus.json"
 METRICS_KEY = "sampling"
 # Columns of the table after temperature and top_p, in order: the headline scores, then parts.
 COLUMNS = ("diversity", "coherence", "distinct_2", "self_bleu", "on_topic", "survival", "repetition")
+# Columns of the grid plot's data (metrics/plots/sampling_grid.json, dvc plots `sampling_grid`).
+GRID_PLOT_COLUMNS = ("setting", "temperature", "top_p", "diversity", "coherence", "coherence_bar", "status", "experiment")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,29 @@ def verdict(ranked: Sequence[Trial], objective: str, bar: float) -> str:
     if qualifies(best, bar):
         return f"Pick: {setting}: highest {objective} ({best.score(objective):.4f}) with coherence {best.score('coherence'):.4f} >= bar {bar:.4f}."
     return f"No setting reaches coherence >= {bar:.4f}; the most coherent is {setting}, coherence {best.score('coherence'):.4f}."
+
+
+def grid_plot_rows(ranked: Sequence[Trial], bar: float) -> list[dict]:
+    """The scored settings in grid order (temperature, then top_p): diversity, coherence, the bar
+    and the status, "pick" (the first of ``ranked``), "qualifies" or "below the bar"."""
+    rows = []
+    for i, t in enumerate(ranked):
+        if t.scores is None:
+            continue
+        status = "pick" if i == 0 else "qualifies" if qualifies(t, bar) else "below the bar"
+        rows.append(
+            {
+                "setting": f"t{t.temperature:g} p{t.top_p:g}",
+                "temperature": t.temperature,
+                "top_p": t.top_p,
+                "diversity": t.score("diversity"),
+                "coherence": t.score("coherence"),
+                "coherence_bar": round(bar, 4),
+                "status": status,
+                "experiment": t.name,
+            }
+        )
+    return sorted(rows, key=lambda r: (r["temperature"], r["top_p"]))
 
 
 def markdown_table(ranked: Sequence[Trial], objective: str, bar: float) -> str:

@@ -8,6 +8,7 @@ from synthempathy.errors import InputError
 from synthempathy.export import MetricsFile, dataset_card, sft_records, write_parquet_atomic
 from synthempathy.io import write_jsonl_atomic
 from synthempathy.params import load_params
+from synthempathy.pii import PII_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,9 @@ FILTER = MetricsFile(
         "records_out": 3,
         "rejected": {"refusal": 2, "pii": 0},
         "crisis_flagged": 1,
-        "pii_scrubbed": 0,
+        "pii_scrubbed": 1,
+        "pii_scrubbed_by_type": {**dict.fromkeys(PII_TYPES, 0), "phone": 2},
+        "pii_dropped_by_type": dict.fromkeys(PII_TYPES, 0),
         "funnel": {"steps": ["scenarios", "stories", "final"], "counts": {"final": 3, "scenarios": 4, "stories": 8}},
     },
 )
@@ -90,7 +93,9 @@ def test_dataset_card_describes_corpus_sources_and_licences():
     card = dataset_card(CORPUS, FILTER, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "SmolLM2-135M-Instruct.Q4_1.gguf")
     assert card.startswith("---\n") and "path: synthempathy.parquet" in card
     assert "| School | 2 | 66.7% |" in card and "| Work | 1 | 33.3% |" in card
-    assert "| 3 | 1 | 0 |" in card  # pairs, crisis-flagged, PII-scrubbed
+    assert "| 3 | 1 | 1 |" in card  # pairs, crisis-flagged, PII-scrubbed
+    assert "| phone | `[PHONE]` | 2 | 0 |" in card and "| iban | `[IBAN]` | 0 | 0 |" in card  # per type: spans scrubbed, spans in dropped pairs
+    assert "national formats of US, GB" in card
     assert "| 1.2 | 0.4 | 1.6 | 1.067 |" in card  # mean ER, IP, EX, empathy
     assert "| er.mean | 1.1 |" in card
     assert "| ER | 0.8 | 0.65 | 0.25 |" in card and "| EX | 0.8 | 0.6 | 0.25 |" in card
@@ -105,5 +110,8 @@ def test_dataset_card_rejects_stale_metrics():
     stale = FILTER._replace(data={**FILTER.data, "records_out": 7})
     with pytest.raises(InputError, match="records_out"):
         dataset_card(CORPUS, stale, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "model.gguf")
+    no_pii_counts = FILTER._replace(data={k: v for k, v in FILTER.data.items() if k != "pii_scrubbed_by_type"})
+    with pytest.raises(InputError, match="metrics/filter.json: no pii_scrubbed_by_type; rerun"):
+        dataset_card(CORPUS, no_pii_counts, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "model.gguf")
     with pytest.raises(InputError, match="metrics/filter.json: no funnel.counts"):
         dataset_card(CORPUS, FILTER._replace(data={"records_out": 3}), EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "model.gguf")

@@ -10,6 +10,7 @@ from helpers import stage_argv
 
 from synthempathy import filters as F
 from synthempathy.params import FilterParams
+from synthempathy.pii import PII_TYPES
 from synthempathy.text import distinct_n, ngram_overlap, ngrams, repetition_ratio, word_count, words
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,8 @@ PARAMS = FilterParams(
     max_repetition_ratio=0.3,
     crisis_policy="flag",
     pii_policy="scrub",
+    pii_types=PII_TYPES,
+    pii_phone_regions=("US", "GB"),
     min_empathy=None,
 )
 EXPLANATION = (
@@ -164,39 +167,33 @@ def test_harmful_advice_to_a_crisis_text_is_dropped_under_every_policy(policy, h
     assert drop.reason == "harmful_advice"
 
 
-PII_CASES = [
-    ("Write to me at jane.doe+work@example.co.uk today.", "Write to me at [EMAIL] today."),
-    ("My number is (555) 123-4567, call me.", "My number is [PHONE], call me."),
-    ("Text 555.123.4567 or +44 20 7946 0958.", "Text [PHONE] or [PHONE]."),
-    ("See https://example.com/profile?id=7. Then www.foo.org too, and mysite.net/page!", "See [URL]. Then [URL] too, and [URL]!"),
-    ("I live at 42 Elm Street and work at 1600 Pennsylvania Ave.", "I live at [ADDRESS] and work at [ADDRESS]"),
-]
-
-
-@pytest.mark.parametrize("text, scrubbed", PII_CASES)
-def test_pii_scrub(text, scrubbed):
-    assert F.scrub_pii(text)[0] == scrubbed
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "I ran 3 miles down the road and slept 8 hours.",
-        "In 2019 I paid 1200 dollars, about 45 percent of my income.",
-        "Please call the lifeline at 1-800-273-8255, +18002738255 or (888) 555-0100, or text 988.",  # toll-free: helplines
-        "My exam is at 9.30 on 12.05.2024 in room 101.",
-    ],
-)
-def test_pii_look_alikes_are_left_alone(text):
-    assert F.scrub_pii(text) == (text, [])
-
-
-def test_pii_policy_scrub_and_drop():
-    rec = record(explanation=EXPLANATION + " Email me at sam@mail.com.", response=RESPONSE + " Call 555-123-4567 anytime.")
+def test_pii_is_scrubbed_in_every_published_text_field():
+    rec = record(
+        scenario="my landlord keeps texting 07911 123456 at night",
+        story="Ana's landlord, reachable at ana.l@mail.com, texts at night.",
+        explanation=EXPLANATION + " My card 4111 1111 1111 1111 was declined.",
+        response=RESPONSE + " You can call Samaritans on 116 123 or 988, day or night.",
+    )
     out, drop = verdict(rec)
-    assert drop is None and "[EMAIL]" in out["explanation"] and "[PHONE]" in out["response"]
+    assert drop is None
+    assert out["scenario"] == "my landlord keeps texting [PHONE] at night"
+    assert out["story"] == "Ana's landlord, reachable at [EMAIL], texts at night."
+    assert out["explanation"].endswith("My card [CREDIT_CARD] was declined.")
+    assert out["response"] == rec["response"]  # helplines stay
+    assert out[F.PII_FOUND] == (("credit_card", 1), ("email", 1), ("phone", 1))
+
+
+def test_pii_types_param_limits_what_is_scrubbed():
+    rec = record(explanation=EXPLANATION + " Email me at sam@mail.com or call 212-555-0199.")
+    out, _ = verdict(rec, PARAMS.model_copy(update={"pii_types": ("phone",)}))
+    assert out["explanation"].endswith("Email me at sam@mail.com or call [PHONE].")
+
+
+def test_pii_policy_drop_names_fields_and_types_never_values():
+    rec = record(scenario="call me on +44 7911 123456", explanation=EXPLANATION + " Email me at sam@mail.com.", response=RESPONSE + " Call 555-123-4567 anytime.")
     _, drop = verdict(rec, PARAMS.model_copy(update={"pii_policy": "drop"}))
-    assert drop == F.Drop("pii", "explanation: [EMAIL]; response: [PHONE]")
+    assert drop.reason == "pii" and drop.detail == "scenario: phone; explanation: email; response: phone"
+    assert drop.pii_found == (("email", 1), ("phone", 2))
 
 
 def test_min_empathy():
@@ -210,15 +207,26 @@ def test_filter_pairs_output_fields_and_metrics():
     recs = [
         record(id="sad-1-s0", er=1, ip=0, ex=2, empathy=3.0, er_level="weak", ip_level="no", ex_level="strong"),
         record(id="sad-1-s1", response_finish_reason="length"),
-        record(id="sad-2-s0", response=RESPONSE + " Reach me at a@b.com."),
+        record(id="sad-2-s0", response=RESPONSE + " Reach me at a@b.com or b@c.org, or @ana_k."),
+        record(id="sad-3-s0", scenario="my ex posts my address, 42 Elm Street"),
     ]
     result = F.filter_pairs(recs, PARAMS)
     kept, rejected, metrics = result.kept, result.rejected, result.metrics()
     assert list(kept[0]) == [*F.CORPUS_FIELDS, *F.EMPATHY_FIELDS, "crisis"]
-    assert list(kept[1]) == [*F.CORPUS_FIELDS, "crisis"]  # no scores: no empathy fields
+    assert list(kept[1]) == [*F.CORPUS_FIELDS, "crisis"]  # no scores: no empathy fields; no pii_found
     assert rejected == [{"id": "sad-1-s1", "stage": "filter", "reason": "truncated", "detail": "response hit max_tokens"}]
-    assert metrics["records_in"] == 3 and metrics["records_out"] == 2 and metrics["pii_scrubbed"] == 1
+    assert metrics["records_in"] == 4 and metrics["records_out"] == 3 and metrics["pii_scrubbed"] == 2
     assert metrics["rejected"]["truncated"] == 1 and sum(metrics["rejected"].values()) == 1
+    assert list(metrics["pii_scrubbed_by_type"]) == list(PII_TYPES)
+    assert {k: v for k, v in metrics["pii_scrubbed_by_type"].items() if v} == {"email": 2, "handle": 1, "address": 1}
+    assert not any(metrics["pii_dropped_by_type"].values())
+
+    result = F.filter_pairs(recs, PARAMS.model_copy(update={"pii_policy": "drop"}))
+    kept, rejected, metrics = result.kept, result.rejected, result.metrics()
+    assert [r["id"] for r in kept] == ["sad-1-s0"]
+    assert [(r["id"], r["reason"], r["detail"]) for r in rejected[1:]] == [("sad-2-s0", "pii", "response: email, handle"), ("sad-3-s0", "pii", "scenario: address")]
+    assert {k: v for k, v in metrics["pii_dropped_by_type"].items() if v} == {"email": 2, "handle": 1, "address": 1}
+    assert metrics["rejected"]["pii"] == 2 and metrics["pii_scrubbed"] == 0
 
 
 def test_merge_and_funnel():
@@ -263,9 +271,46 @@ def test_stage_merges_every_rejection_and_counts_the_funnel(tmp_path, monkeypatc
     assert metrics["funnel"]["steps"] == ["scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned", "scored", "final"]
     assert metrics["funnel"]["counts"] == {"scenarios": 2, "stories": 4, "stories_dedup": 3, "explanations": 3, "pairs": 3, "aligned": 2, "scored": 2, "final": 1}
     assert metrics["rejected_by_stage"] == {"align": 1, "dedup": 1, "filter": 1}
+    funnel_plot = open("metrics/plots/funnel.csv").read().splitlines()  # dvc plots funnel, in pipeline order
+    assert funnel_plot == ["step,records", "scenarios,2", "stories,4", "stories_dedup,3", "explanations,3", "pairs,3", "aligned,2", "scored,2", "final,1"]
+    assert open("metrics/plots/rejections.csv").read().splitlines()[1:] == ["align: near_duplicate,align,near_duplicate,1", "dedup: exact_duplicate,dedup,exact_duplicate,1", "filter: truncated,filter,truncated,1"]
 
     write_jsonl(data / "scored.jsonl", [{k: v for k, v in record().items() if k != "response_finish_reason"}])
     with pytest.raises(SystemExit) as exit_:
         stage.main(stage_argv("filter"))
     assert exit_.value.code == 2
     assert "data/scored.jsonl:1: missing field(s) response_finish_reason" in capsys.readouterr().err
+
+
+def test_stage_scrubs_pii_counts_it_and_rebuilds_the_same_bytes(tmp_path, monkeypatch):
+    from stages import filter as stage
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    for name in ("scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned"):
+        write_jsonl(tmp_path / f"data/{name}.jsonl", [{"id": "x"}])
+    for name in ("brainstorm", "dedup", "rewrite", "respond", "align"):
+        write_jsonl(tmp_path / f"data/rejected/{name}.jsonl", [])
+    write_jsonl(tmp_path / "data/scored.jsonl", [record(scenario="my ex keeps calling 07911 123456", response=RESPONSE + " Or text 988, or reach me at ana.k@mail.com.")])
+    stage.main(stage_argv("filter"))
+    outputs = [Path(p).read_bytes() for p in ("data/corpus/synthempathy.jsonl", "metrics/filter.json")]
+    (corpus,) = [json.loads(line) for line in open("data/corpus/synthempathy.jsonl")]
+    assert corpus["scenario"] == "my ex keeps calling [PHONE]" and corpus["response"].endswith("Or text 988, or reach me at [EMAIL].")
+    assert "pii_found" not in corpus
+    metrics = json.loads(open("metrics/filter.json").read())
+    assert metrics["pii_scrubbed"] == 1 and {k: v for k, v in metrics["pii_scrubbed_by_type"].items() if v} == {"email": 1, "phone": 1}
+    stage.main(stage_argv("filter"))
+    assert [Path(p).read_bytes() for p in ("data/corpus/synthempathy.jsonl", "metrics/filter.json")] == outputs
+
+
+def test_stage_with_an_unknown_pii_type_stops_with_one_line(tmp_path, monkeypatch, capsys):
+    from stages import filter as stage
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("pii_types: [email,", "pii_types: [passport,"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        stage.main(stage_argv("filter"))
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err
+    assert err.startswith("error: params.yaml: filter.pii_types: Input should be 'email', 'url',") and "got 'passport'" in err
+    assert not (tmp_path / "data/corpus/synthempathy.jsonl").exists()

@@ -37,6 +37,10 @@ def test_shipped_params_are_valid():
         ({"generation__engine": "spark"}, "generation.engine"),
         ({"generation__workers": 0}, "generation.workers"),
         ({"generation__ray_address": "head"}, "generation.ray_address"),
+        ({"filter__pii_policy": "mask"}, "filter.pii_policy"),
+        ({"filter__pii_types": ["email", "passport"]}, "filter.pii_types"),
+        ({"filter__pii_types": []}, "filter.pii_types"),
+        ({"filter__pii_phone_regions": ["US", "UK"]}, "filter.pii_phone_regions"),  # ISO code is GB
     ],
 )
 def test_bad_values_name_the_param(tmp_path, override, fragment):

@@ -22,12 +22,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def reproduced(tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("repo"))
-    result = run(["dvc", "repro"], repo)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return repo
+# `reproduced` (tests/conftest.py): this module's tiny repo after `dvc repro`, shared with test_plots_browser.
 
 
 def test_repro_builds_the_corpus(reproduced):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from test_batched import make_requests as batched_requests
 
-from helpers import TINY_MODEL
+from helpers import TINY_MODEL, stage_argv
 
 from synthempathy.errors import StageFailure
 from synthempathy.llm.cache import LLMCache
@@ -307,7 +307,7 @@ def test_killed_driver_resumes_from_the_cache_with_identical_outputs(tmp_path):
 
     def stage(repo, **kwargs):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SYNTHEMPATHY_CACHE": str(repo / ".cache")}
-        return subprocess.Popen([sys.executable, "-m", "stages.brainstorm"], cwd=repo, env=env, start_new_session=True, **kwargs)
+        return subprocess.Popen([sys.executable, "-m", "stages.brainstorm", *stage_argv("brainstorm")], cwd=repo, env=env, start_new_session=True, **kwargs)
 
     def cached(repo):
         try:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from synthempathy.params import load_params
-from synthempathy.sampling_search import COLUMNS, Trial, coherence_bar, experiment_name, markdown_table, parse_exp_show, rank, verdict
+from synthempathy.sampling_search import COLUMNS, Trial, coherence_bar, experiment_name, grid_plot_rows, markdown_table, parse_exp_show, rank, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures/exp_show_sampling_search.json"
@@ -161,6 +161,7 @@ def test_slow_grid_search_runs_four_experiments_ranks_and_applies(tmp_path):
     bar = coherence_bar(trials, 0.3, 0.05)
     ranked = rank(trials, "diversity", bar)
     assert table == markdown_table(ranked, "diversity", bar)
+    assert json.loads((repo / "metrics/plots/sampling_grid.json").read_text()) == grid_plot_rows(ranked, bar)  # dvc plots sampling_grid
     applied = yaml.safe_load((repo / "params.yaml").read_text())["brainstorm"]  # --apply
     assert (applied["temperature"], applied["top_p"]) == (ranked[0].temperature, ranked[0].top_p) and applied["max_tokens"] == 12
     assert f"Applied {ranked[0].name}." in result.stdout

@@ -3,10 +3,10 @@
 the next request at the following step.
 
 What a completion means is borrowed from the single-stream path, so only the arithmetic
-differs: create_chat_completion's own chat handler formats and tokenizes the prompt (run
-against a recorder that keeps create_completion's arguments instead of generating),
-``Llama._init_sampler`` builds the sampler chain from those arguments, and ``_Sequence.add``
-applies ``Llama._create_completion``'s per-token stop rules.
+differs: create_chat_completion's own chat handler formats and tokenizes the prompt, llama-cpp-
+python's sampler chain is built from those arguments, and ``_Sequence.add`` applies
+``Llama._create_completion``'s per-token stop rules. Each of these reaches into llama-cpp-python
+internals, all of them through llama_cpp_internals.py.
 
 One ``generate`` call is an isolated, deterministic unit: memory is cleared first and the slot
 schedule depends only on the request list and the (deterministic) tokens sampled, so the same
@@ -15,17 +15,17 @@ list gives byte-identical completions. The cached generator sends whole shards (
 
 from __future__ import annotations
 
-import ctypes
 import weakref
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NoReturn, Sequence
 
 import llama_cpp
 from llama_cpp import Llama
 
+from synthempathy.llm import llama_cpp_internals as internals
 from synthempathy.llm.llama import chat_arguments, load_llama
 from synthempathy.llm.types import Completion, Request
 from synthempathy.params import ModelParams
@@ -35,35 +35,10 @@ from synthempathy.params import ModelParams
 _UNSUPPORTED = ("grammar", "logits_processor", "logit_bias", "logprobs", "suffix")
 
 
-class _Recorded(Exception):
-    def __init__(self, arguments: dict) -> None:
-        super().__init__("create_completion arguments recorded")
-        self.arguments = arguments
-
-
-class _PromptRecorder:
-    """Stands in for the Llama inside create_chat_completion: the chat handler formats and
-    tokenizes the messages as for a real call, and its create_completion call is recorded."""
-
-    def __init__(self, llm: Llama) -> None:
-        self._llm = llm
-
-    def __getattr__(self, name: str):
-        return getattr(self._llm, name)
-
-    def create_completion(self, **arguments) -> NoReturn:
-        raise _Recorded(arguments)
-
-
 def completion_arguments(llm: Llama, request: Request) -> dict:
     """The arguments create_chat_completion would pass to create_completion: prompt tokens, stop
     strings and sampling params, exactly as the single-stream backend gets them."""
-    try:
-        Llama.create_chat_completion(_PromptRecorder(llm), **chat_arguments(request))
-    except _Recorded as recorded:
-        arguments = recorded.arguments
-    else:
-        raise RuntimeError("the chat handler never called create_completion")
+    arguments = internals.completion_arguments(llm, chat_arguments(request))
     unsupported = [name for name in _UNSUPPORTED if arguments.get(name) is not None]
     if unsupported or arguments.get("stream"):
         raise NotImplementedError(f"batched generation does not support {unsupported or 'stream'}")
@@ -97,15 +72,13 @@ class _Sequence:
             self.finish_reason = "stop"
             return True
         if not self.tokens:
-            self.drop_space = token == bos
+            self.drop_space = internals.drops_leading_space(token, bos)
         self.tokens.append(token)
         self.raw += piece
         text = self.text()
-        for k, char in enumerate(text[-3:]):
-            k = 3 - k
-            for num, pattern in ((2, 192), (3, 224), (4, 240)):
-                if num > k and pattern & char == pattern:
-                    self.multibyte_fix = num - k
+        pending = internals.pending_utf8_bytes(text)
+        if pending is not None:
+            self.multibyte_fix = pending
         if self.multibyte_fix > 0:
             self.multibyte_fix -= 1
             return False
@@ -128,21 +101,6 @@ class _Sequence:
         )
 
 
-def open_batch_context(llm: Llama, n_ctx_seq: int, batch_size: int) -> llama_cpp.llama_context_p:
-    """A context for ``batch_size`` sequences of up to ``n_ctx_seq`` tokens, otherwise set up
-    like the single stream's (threads, attention, KV types come from ``llm``)."""
-    params = llama_cpp.llama_context_params.from_buffer_copy(llm.context_params)
-    params.n_ctx = n_ctx_seq * batch_size
-    params.n_batch = params.n_ctx  # one step may carry a whole prompt for every slot
-    params.n_seq_max = batch_size
-    params.n_outputs_max = batch_size  # one row of logits per slot and step
-    params.kv_unified = False  # a KV stream per slot: attention never scans other sequences
-    ctx = llama_cpp.llama_init_from_model(llm.model, params)
-    if ctx is None:
-        raise MemoryError(f"llama.cpp could not create a context for batch_size={batch_size}, n_ctx={n_ctx_seq}")
-    return ctx
-
-
 class BatchedLlamaBackend:
     """Decodes up to ``batch_size`` requests at a time on one llama.cpp context."""
 
@@ -150,7 +108,7 @@ class BatchedLlamaBackend:
         self.batch_size = batch_size
         self.n_ctx_seq = model.n_ctx  # per sequence, as the single stream's whole context
         self.llm = load_llama(path, model)  # tokenizer, chat handler, samplers, context settings
-        self._ctx = open_batch_context(self.llm, model.n_ctx, batch_size)
+        self._ctx = internals.open_batch_context(self.llm, model.n_ctx, batch_size)
         self._batch = llama_cpp.llama_batch_init(model.n_ctx * batch_size, 0, 1)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
@@ -180,7 +138,7 @@ class BatchedLlamaBackend:
             if status != 0:
                 raise RuntimeError(f"llama_decode failed ({status}) on {n} tokens")
             active = [(slot, seq) for slot, seq in enumerate(slots) if seq is not None]
-            for (slot, seq), token in zip(active, self._sample([seq for _, seq in active])):
+            for (slot, seq), token in zip(active, self._sample([seq for _, seq in active]), strict=True):
                 if seq.add(token, *self._piece(token), self._bos):
                     slots[slot] = None
                     llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
@@ -201,20 +159,7 @@ class BatchedLlamaBackend:
         prompt = args["prompt"]
         if len(prompt) >= self.n_ctx_seq:
             raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {self.n_ctx_seq}")
-        self.llm.set_seed(args["seed"])  # _init_sampler seeds dist() from it
-        sampler = self.llm._init_sampler(
-            top_k=args["top_k"],
-            top_p=args["top_p"],
-            min_p=args["min_p"],
-            typical_p=args["typical_p"],
-            temp=args["temperature"],
-            repeat_penalty=args["repeat_penalty"],
-            frequency_penalty=args["frequency_penalty"],
-            presence_penalty=args["presence_penalty"],
-            mirostat_mode=args["mirostat_mode"],
-            mirostat_tau=args["mirostat_tau"],
-            mirostat_eta=args["mirostat_eta"],
-        )
+        sampler = internals.new_sampler(self.llm, args)
         stop = args["stop"] or []
         return _Sequence(
             request=request,
@@ -240,9 +185,7 @@ class BatchedLlamaBackend:
     def _piece(self, token: int) -> tuple[bytes, bool]:
         """Token text as detokenize() renders it (special tokens empty), and whether it ends a turn."""
         if token not in self._pieces:
-            buffer = ctypes.create_string_buffer(64)
-            size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
-            self._pieces[token] = (buffer.raw[:size], bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)))
+            self._pieces[token] = (internals.token_piece(self._vocab, token), bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)))
         return self._pieces[token]
 
 

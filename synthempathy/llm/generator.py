@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from synthempathy.llm.cache import LLMCache, cache_key
 from synthempathy.llm.shards import ShardPlan, shard_digest
 from synthempathy.llm.types import Backend, Completion, Engine, Request
+
+if TYPE_CHECKING:
+    from synthempathy.llm.chat import ChatPrompter
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,7 @@ class GenerationStats:
     workers: int = 1
     per_worker: dict = field(default_factory=dict)  # decoded completions per worker
     workers_replaced: int = 0  # workers lost mid-run (their units were sent again)
+    model: dict = field(default_factory=dict)  # GGUF facts (chat.ChatPrompter.facts)
 
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
@@ -76,12 +81,14 @@ class CachedGenerator:
         cache: LLMCache,
         model_fingerprint: dict,
         shard_plan: ShardPlan | None = None,  # None: the backend decodes each request alone
+        prompter: ChatPrompter | None = None,  # None: requests are sent as they are, unchecked
     ) -> None:
         self.engine = engine
         self._cache = cache
         self._fingerprint = model_fingerprint
         self._shard_plan = shard_plan
-        self.stats = GenerationStats(engine=self.engine.name, workers=self.engine.workers)
+        self._prompter = prompter
+        self.stats = GenerationStats(engine=self.engine.name, workers=self.engine.workers, model=prompter.facts if prompter else {})
 
     def _keys_and_shards(self, requests: Sequence[Request], segments: Sequence[Hashable] | None) -> tuple[dict[str, str], list[list[Request]]]:
         """Cache key per request id, and the groups the backend must decode together."""
@@ -97,8 +104,10 @@ class CachedGenerator:
         return keys, shards
 
     def generate(self, requests: Sequence[Request], desc: str = "generate", segments: Sequence[Hashable] | None = None) -> list[Completion]:
-        """Completions in request order. ``segments`` (one label per request) forces a shard cut
-        wherever the label changes (shards.py)."""
+        """Completions in request order. ``desc`` names the stage (progress bar, log, errors);
+        ``segments`` (one label per request) forces a shard cut wherever the label changes (shards.py)."""
+        if self._prompter is not None:
+            requests = self._prompter.prepare(requests)  # as rendered: the cache keys hold what the model is sent
         keys, shards = self._keys_and_shards(requests, segments)
         done: dict[str, Completion] = {}
         for request in requests:
@@ -113,6 +122,8 @@ class CachedGenerator:
         self.stats.requests += len(requests)
         self.stats.cached += len(done)
         log.info("%s: %d requests, %d cached, %d to generate, %d to decode again", desc, len(requests), len(done), n_misses, n_decode - n_misses)
+        if units and self._prompter is not None:
+            self._prompter.check_budget([r for unit in units for r in unit], desc)
         if units:
             self.engine.start()  # model loading (and Ray's start) stays out of the timing
             start = time.perf_counter()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from synthempathy.errors import InputError
 from synthempathy.llm.types import Completion, Request
@@ -28,7 +28,11 @@ def load_llama(path: Path, model: ModelParams):
             verbose=False,
         )
     except ValueError as exc:
-        raise InputError(f"model.path={path}: llama.cpp cannot load it ({exc}); download the GGUF again or fix model.path") from None
+        raise unreadable(path, exc) from None
+
+
+def unreadable(path: Path, exc: Exception) -> InputError:
+    return InputError(f"model.path={path}: llama.cpp cannot load it ({exc}); download the GGUF again or fix model.path")
 
 
 def chat_arguments(request: Request) -> dict:

@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 
 from synthempathy.llm.cache import LLMCache
+from synthempathy.llm.chat import ChatPrompter
 from synthempathy.llm.generator import CachedGenerator, LocalEngine
 from synthempathy.llm.llama import LlamaBackend
 from synthempathy.llm.models import file_sha256, resolve_model_path
@@ -49,4 +50,5 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
         engine = RayEngine(factory, params.generation, params.model)
     else:
         engine = LocalEngine(factory)
-    return CachedGenerator(engine, cache or LLMCache(), fingerprint, plan)
+    prompter = ChatPrompter(path, params.model)  # bad model params stop here, before any worker starts
+    return CachedGenerator(engine, cache or LLMCache(), fingerprint, plan, prompter)
