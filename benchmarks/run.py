@@ -15,7 +15,7 @@ import sys
 
 # In order: the projection reads bench_generation's results. bench_align is another team's and
 # may be absent. bench_ray skips itself when Ray is not installed (make setup-ray).
-BENCHMARKS = ("bench_generation", "bench_dedup", "bench_projection", "bench_align", "bench_ray", "bench_shards", "bench_pii")
+BENCHMARKS = ("bench_generation", "bench_dedup", "bench_projection", "bench_align", "bench_ray", "bench_shards", "bench_pii", "bench_scorer")
 
 
 def main() -> int:
