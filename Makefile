@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray setup-browser llama-tools serve repro test test-slow bench gpu-check sampling-search plots clean-venv
+.PHONY: setup setup-ray setup-browser llama-tools serve repro test test-slow bench gpu-check sampling-search scorer-cv plots clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -103,6 +103,11 @@ sampling-search: setup
 # `dvc plots show` with vega inlined (no CDN): open dvc_plots/index.html. Diff: scripts/plots.py diff EXP
 plots: setup
 	$(BIN)/python scripts/plots.py show
+
+# Grouped CV of the EPITOME scorer vs its baselines -> metrics/empathy_scorer.json and .md (committed;
+# too slow for dvc repro). E.g. make scorer-cv SCORER_CV_ARGS="--max-posts 400 --folds 3" for a quick look.
+scorer-cv: setup
+	nice -n 10 $(BIN)/python scripts/scorer_cv.py $(SCORER_CV_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,6 +24,7 @@ BENCHMARKS = (
     "bench_ray",
     "bench_shards",
     "bench_pii",
+    "bench_scorer",
     "bench_server",
     "bench_server_determinism",
 )

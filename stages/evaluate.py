@@ -7,7 +7,7 @@ import time
 
 from peft import PeftModel
 
-from synthempathy.empathy import score
+from synthempathy.empathy.scorer import score
 from synthempathy.errors import stage_main
 from synthempathy.evaluate import MECHANISMS, compare_scores, generate_responses, read_situations, side_by_side
 from synthempathy.finetune import load_base, select_device

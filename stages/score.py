@@ -3,7 +3,7 @@ levels and expected values and their mean `empathy`)."""
 
 import logging
 
-from synthempathy.empathy import load_scorer, score_records, summarise
+from synthempathy.empathy.scorer import load_scorer, score_records, summarise
 from synthempathy.errors import stage_main
 from synthempathy.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 

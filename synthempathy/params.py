@@ -102,14 +102,47 @@ class AlignParams(Section):
     near_duplicate_threshold: float = Field(gt=0, le=1)  # explanation vs an earlier kept one
 
 
-class TrainScorerParams(Section):
-    """EPITOME scorer: two logistic regressions (TF-IDF, embeddings) per mechanism, soft-voted."""
+class PairEncoderParams(Section):
+    """The shipped scorer: all-MiniLM-L6-v2 reads the seeker post and the response, its top
+    ``tuned_layers`` layers are fine-tuned, the response attends to the post, three heads (ER, IP, EX)."""
 
-    heldout_posts: int = Field(ge=0)  # seeker posts never trained on: data/heldout_situations.jsonl
-    cv_folds: int = Field(ge=2)  # StratifiedGroupKFold by seeker post
+    max_tokens: int = Field(ge=8, le=512)  # per text (seeker post, response); longer texts are cut
+    tuned_layers: int = Field(ge=0, le=6)  # top encoder layers fine-tuned; the rest stay as shipped
+    width: int = Field(ge=8)  # token states are projected from 384 to this before the attention
+    attention_heads: int = Field(ge=1)  # response-to-post cross-attention (must divide width)
+    hidden: int = Field(ge=1)  # width of the shared layer before the three heads
+    dropout: float = Field(ge=0, lt=1)
+    learning_rate: float = Field(gt=0, le=1)
+    weight_decay: float = Field(ge=0)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    class_weight_power: float = Field(ge=0, le=1)  # loss weight of a level ~ frequency^-power: 0 plain, 1 balanced
+    # Per mechanism, logits / temperature when predicting: a net trained to low loss is overconfident,
+    # and the expected level, the pipeline's score, needs calibrated probabilities. Picked by grouped CV.
+    temperature: dict[Literal["er", "ip", "ex"], Annotated[float, Field(gt=0)]] = Field(min_length=3)
+    decision_power: float = Field(ge=0, le=1)  # <m>_level = argmax p / prior^power: 0 plain argmax; >0 favours the rare weak levels
+    threads: int = Field(ge=1)  # torch CPU threads in training and scoring: float sums (so the scorer bytes) depend on it
+
+    def model_post_init(self, __context) -> None:
+        if self.width % self.attention_heads:
+            raise ValueError("attention_heads must divide width")
+
+
+class BaselineParams(Section):
+    """The previous scorer, kept as the CV baseline: two logistic regressions, soft-voted."""
+
     text_C: float = Field(gt=0)  # inverse L2 strength of the TF-IDF(response) regression
     embedding_C: float = Field(gt=0)  # inverse L2 strength of the embedding + cues regression
+
+
+class TrainScorerParams(Section):
+    """EPITOME scorer: a fine-tuned pair encoder; its grouped CV against baselines is `make scorer-cv`."""
+
+    heldout_posts: int = Field(ge=0)  # seeker posts never trained on: data/heldout_situations.jsonl
+    cv_folds: int = Field(ge=2)  # StratifiedGroupKFold by seeker post (make scorer-cv)
     max_posts: Optional[int] = Field(default=None, ge=2)  # seeded subset of the 2,979 seeker posts, for quick runs; None: all
+    encoder: PairEncoderParams
+    baseline: BaselineParams
 
 
 class FilterParams(Section):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthempathy.empathy import load_epitome_file
+from synthempathy.empathy.data import load_epitome_file
 from synthempathy.errors import InputError
 from synthempathy.pii import Span
 from synthempathy.scenarios import load_sad

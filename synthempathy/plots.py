@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from synthempathy.empathy import LEVELS, MECHANISMS
+from synthempathy.empathy.data import LEVELS, MECHANISMS
 from synthempathy.io import atomic_path, write_json_atomic
 
 EMPATHY_BIN = 0.1  # width of the score bins of the empathy histogram (scores run 0-2)

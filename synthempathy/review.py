@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from synthempathy.empathy import MECHANISMS
+from synthempathy.empathy.data import MECHANISMS
 from synthempathy.filters import SIMILARITY_FIELDS
 from synthempathy.pii import PiiConfig, scrub
 from synthempathy.records import scenario_id_of, sort_key, sorted_by_id
