@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray setup-browser llama-tools repro test test-slow bench gpu-check sampling-search scorer-cv plots clean-venv
+.PHONY: setup setup-ray setup-browser llama-tools serve repro test test-slow bench gpu-check sampling-search scorer-cv plots clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -63,6 +63,11 @@ $(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.deps-installed
 	$(BIN)/pip install --quiet -r requirements-ray.txt -c requirements.txt
 	touch $@
 
+# llama.cpp's OpenAI-compatible server for params.yaml's model on 127.0.0.1, in the foreground, for
+# generation.engine: openai (README: "Inference servers"); e.g. make serve SERVE_ARGS="--slots 4".
+serve: setup llama-tools
+	$(BIN)/python -m synthempathy.llm.serve $(SERVE_ARGS)
+
 # The browser tests (tests/test_plots_browser.py) render `dvc plots` in Debian's chromium; only
 # the tests need it. Installed with apt-get when missing (as root, else through sudo).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -73,14 +78,15 @@ setup-browser:
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
+# llama-tools: the openai engine's tests run real llama-server processes.
 test: setup setup-ray setup-browser llama-tools
 	$(BIN)/python -m pytest -q
 
 # Also the slow tests: the sampling grid queued as real DVC experiments.
-test-slow: setup setup-ray setup-browser
+test-slow: setup setup-ray setup-browser llama-tools
 	SYNTHEMPATHY_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
-bench: setup setup-ray
+bench: setup setup-ray llama-tools
 	$(BIN)/python -m benchmarks.run
 
 # The paper's setup on a CUDA machine, one prepared run (sized for < 10 min on one H200): a Mistral-7B-shaped

@@ -4,8 +4,9 @@ story then rewritten and answered (three generations per story, every story assu
 Tokens per generation come from the pipeline's own outputs (``<field>_tokens`` in
 data/stories.jsonl, data/explanations.jsonl, data/pairs.jsonl) where they exist, else from the
 paper's mean lengths. Throughput is the CPU pipeline rate measured by bench_generation
-(benchmarks/results/generation.json); GPU figures are not measured here (no GPU), only the
-formula is given.
+(benchmarks/results/generation.json); a GPU's llama.cpp rate is measured by `make gpu-check`
+where a GPU is present; the rows for vLLM on one GPU (generation.engine: openai) use PUBLISHED
+throughput figures, labelled as such.
 
     python -m benchmarks.bench_projection            # writes benchmarks/results/projection.md
     python -m benchmarks.bench_projection --smoke    # prints only
@@ -26,6 +27,32 @@ STEPS = [
     ("data/stories.jsonl", "story_tokens", 107, "3-5 sentence story, ~80 words (brainstorm prompt)"),
     ("data/explanations.jsonl", "explanation_tokens", round(95.5 * TOKENS_PER_WORD), "paper: 95.5 words"),
     ("data/pairs.jsonl", "response_tokens", round(153.7 * TOKENS_PER_WORD), "paper: 153.7 words"),
+]
+
+# Published output-token throughput of vLLM serving a 7-8B model on ONE GPU: NOT measured here.
+# (model, GPU, how it was measured, output tokens/s, source)
+PUBLISHED_VLLM = [
+    (
+        "Mistral-7B-Instruct-v0.3",
+        "RTX 4090 24 GB",
+        "vLLM OpenAI server, 256 prompt / 128 output tokens, 48 requests in flight",
+        1_190,
+        "https://mushfiqrahman.dev/benchmarking-mistral-7b-on-rtx-4090-vllm-concurrency-latency-and-capacity-planning/",
+    ),
+    (
+        "Llama-3.1-8B-Instruct",
+        "H100 80 GB",
+        "vLLM 0.23.0 server at saturation (the source's best vLLM point)",
+        5_333,
+        "https://runinfra.ai/news/vllm-vs-sglang-vs-tensorrt-llm-benchmark",
+    ),
+    (
+        "Llama-3.1-8B-Instruct, bf16",
+        "H100 80 GB",
+        "vLLM offline batch inference, 1,000 ShareGPT prompts",
+        12_553,
+        "https://research.aimultiple.com/inference-engines",
+    ),
 ]
 
 
@@ -68,6 +95,10 @@ def projection() -> tuple[str, str]:
         for batch, rate in sorted(rates.items(), key=lambda item: int(item[0]))
     ] or ["| embedded SmolLM2-135M Q4_1, CPU | not measured (run bench_generation first) | - |"]
     time_rows.append("| 7B Q4 (e.g. Mistral-7B-Instruct Q4_K_M), one GPU, batch B | `make gpu-check` (benchmarks/results/gpu.md) | T / (r_B x 3600) |")
+    time_rows += [
+        f"| PUBLISHED, not measured here: {model}, {gpu}, {how} ([source]({url})) | {rate:,} | {total / rate / 3600:,.1f} |"
+        for model, gpu, how, rate, url in PUBLISHED_VLLM
+    ]
     body = f"""
 ## Tokens to generate
 
@@ -93,12 +124,20 @@ The CPU rows are for the embedded 135M model, the only one measured here, on ben
 prompts capped at 48 new tokens (about 4 prompt tokens per generated token; the pipeline's three steps
 average about 1.4, so r underestimates them: the default corpus's brainstorm ran at 64 tok/s at batch 8, logs/brainstorm.json). A 7B model does ~50x more arithmetic per token: on CPU it would be far slower, and
 on a GPU r_B is measured by `make gpu-check` (benchmarks/gpu_check.py) on a Mistral-7B-shaped GGUF.
+
+The PUBLISHED rows are vLLM serving a model of the paper's size (Mistral-7B) or a close one
+(Llama-3.1-8B) on one GPU, as third parties measured it, with their prompts and lengths (ours:
+{total / 1e6:.1f} M output tokens over {3 * stories:,} requests, {total / (3 * stories):.0f} output tokens each, prompts of
+~200-400 tokens); they give the order of magnitude of `generation.engine: openai` against one vLLM
+GPU, not a measurement. At r tokens/s the driver must complete r / {total / (3 * stories):.0f} requests per second:
+bench_server measures what the openai engine's client sustains (benchmarks/results/server.md).
 """
     best = max(rates.values(), default=None)
-    summary = f"projection: {total / 1e6:.1f} M tokens; " + (
-        f"{total / best / 3600:,.1f} h at the best measured CPU rate {best:.1f} tok/s; GPU not measured"
-        if best
-        else "CPU rate not measured yet; GPU not measured"
+    published = ", ".join(f"{total / rate / 3600:,.1f} h at {rate:,} tok/s" for _, _, _, rate, _ in PUBLISHED_VLLM)
+    summary = (
+        f"projection: {total / 1e6:.1f} M tokens; "
+        + (f"{total / best / 3600:,.1f} h at the best measured CPU rate {best:.1f} tok/s" if best else "CPU rate not measured yet")
+        + f"; vLLM on one GPU from published figures (not measured): {published}"
     )
     return body, summary
 

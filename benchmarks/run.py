@@ -14,8 +14,20 @@ import subprocess
 import sys
 
 # In order: the projection reads bench_generation's results. bench_align is another team's and
-# may be absent. bench_ray skips itself when Ray is not installed (make setup-ray).
-BENCHMARKS = ("bench_generation", "bench_dedup", "bench_projection", "bench_align", "bench_ray", "bench_shards", "bench_pii", "bench_scorer")
+# may be absent. bench_ray skips itself when Ray is not installed (make setup-ray); bench_server
+# and bench_server_determinism need llama-server (make llama-tools).
+BENCHMARKS = (
+    "bench_generation",
+    "bench_dedup",
+    "bench_projection",
+    "bench_align",
+    "bench_ray",
+    "bench_shards",
+    "bench_pii",
+    "bench_scorer",
+    "bench_server",
+    "bench_server_determinism",
+)
 
 
 def main() -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 from synthempathy.errors import InputError, stage_main
 from synthempathy.export import MetricsFile, dataset_card, sft_records, write_parquet_atomic
 from synthempathy.io import atomic_path, read_jsonl, write_jsonl_atomic
-from synthempathy.llm.models import resolve_model_path
+from synthempathy.llm.runtime import generation_model_name
 from synthempathy.params import load_params
 
 log = logging.getLogger("export")
@@ -24,7 +24,7 @@ def main(paths) -> None:
     params = load_params()
     corpus = read_jsonl(paths.corpus, required=("id", "category", "explanation", "response", "er", "ip", "ex", "empathy"))
     metrics = [read_metrics(path) for path in (paths.filter_metrics, paths.empathy_metrics, paths.scorer_metrics)]
-    card = dataset_card(corpus, *metrics, params, resolve_model_path(params.model.path).name)
+    card = dataset_card(corpus, *metrics, params, generation_model_name(params))
     write_jsonl_atomic(paths.sft, sft_records(corpus))
     write_parquet_atomic(paths.parquet, corpus)
     with atomic_path(paths.card) as tmp:

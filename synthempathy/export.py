@@ -115,6 +115,13 @@ def empathy_means(corpus: Sequence[dict]) -> dict[str, float]:
     return {m: round(sum(r[m] for r in corpus) / len(corpus), 3) if corpus else 0.0 for m in MECHANISMS}
 
 
+def _model_param(params: Params) -> str:
+    """The param that pins the generation model's weights."""
+    if params.generation.engine == "openai":
+        return f"generation.model_revision: {params.generation.model_revision}"
+    return f"model.path: {params.model.path}"
+
+
 def pii_section(filter_metrics: MetricsFile, params: Params) -> str:
     """What was scrubbed (or dropped) per PII type, from the filter stage's metrics."""
     scrubbed, dropped = (_field(filter_metrics, key) for key in ("pii_scrubbed_by_type", "pii_dropped_by_type"))
@@ -211,7 +218,7 @@ def dataset_card(
         "## How it was made\n\n"
         f"SAD stressors ({params.scenarios.n_per_category} per category, seed {params.seed}) -> brainstormed stories "
         "-> near-duplicate removal -> first-person explanations -> empathetic responses -> embedding alignment "
-        f"-> EPITOME scoring -> rule filters. Generation model: `{model_name}` (`model.path: {params.model.path}`).\n\n"
+        f"-> EPITOME scoring -> rule filters. Generation model: `{model_name}` (`{_model_param(params)}`).\n\n"
         + _table(
             ["step", "temperature", "top_p", "max_tokens", "repeat_penalty"],
             [[stage, s.temperature, s.top_p, s.max_tokens, s.repeat_penalty] for stage, s in sampling.items()],

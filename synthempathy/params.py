@@ -40,18 +40,38 @@ class EmbeddingParams(Section):
 
 
 class GenerationParams(Section):
-    """How completions are computed. batch_size and shard_batches change them (batch composition
-    is in the LLM cache key); engine, workers, ray_address and max_retries decide where they are
-    computed, never what."""
+    """How completions are computed. The LLM cache key holds what decides them: batch_size,
+    shard_batches and the ``model`` section for the local and Ray engines (llama.cpp in-process),
+    served_model and model_revision for the openai engine. The rest (workers, ray_address,
+    max_retries, endpoints, concurrency, timeout_s, api_key_env) decides where and how they are
+    fetched, never what."""
 
     batch_size: int = Field(ge=1)
     shard_batches: int = Field(ge=2)  # batched decoding: about this many batches per shard (llm/shards.py)
-    engine: Literal["local", "ray"]  # ray: generation.workers llama.cpp actors on a Ray cluster
+    # local: this process; ray: generation.workers llama.cpp actors on a Ray cluster;
+    # openai: OpenAI-compatible inference servers (llama-server, vLLM, SGLang) at generation.endpoints
+    engine: Literal["local", "ray", "openai"]
     workers: int = Field(ge=1)  # Ray actors, each loading the GGUF once (engine: ray)
     # local: start Ray on this machine; auto: the running cluster (RAY_ADDRESS or a local head);
     # ray://host:port: a remote cluster through Ray Client; host:port: a head node's GCS
     ray_address: str = Field(pattern=r"^(local|auto|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
-    max_retries: int = Field(ge=0)  # resends of a unit whose worker died before the stage fails
+    # ray: resends of a unit whose worker died; openai: retries of a request (connection error,
+    # timeout, 429, 5xx) with exponential backoff and jitter, before its endpoint counts as failed
+    max_retries: int = Field(ge=0)
+    # engine: openai. Base URLs of the servers' OpenAI API (what the openai client calls base_url)
+    endpoints: tuple[Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")], ...] = Field(min_length=1)
+    served_model: str = Field(min_length=1)  # the model id every endpoint serves (GET /v1/models)
+    model_revision: str = Field(min_length=1)  # the weights behind served_model: a GGUF's sha256, an HF revision
+    concurrency: int = Field(ge=1)  # requests in flight per endpoint
+    timeout_s: float = Field(gt=0)  # per attempt: a request the server has not answered by then is retried
+    api_key_env: Optional[str] = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # NAME of the variable holding the key; null: none
+
+    @field_validator("endpoints")
+    @classmethod
+    def _distinct(cls, endpoints: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(endpoints)) != len(endpoints):
+            raise ValueError("an endpoint is listed twice")
+        return endpoints
 
 
 class SamplingParams(Section):

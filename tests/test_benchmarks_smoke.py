@@ -18,6 +18,8 @@ def test_benchmarks_smoke_runs_and_prints_the_ratios():
     assert "projection:" in out
     assert "ray batch 1: local" in out and "(goal >= 0.9)" in out  # make test installs Ray (setup-ray)
     assert "| shard_batches |" in out and "expected redo" in out
+    assert "server openai engine, concurrency 2:" in out and "ratio to local" in out and "requests/s at concurrency 2" in out  # make test builds llama-server
+    assert "server determinism: one at a time, twice; cache_prompt=false: same text" in out
     assert "pii new:" in out and "pii old regexes:" in out and "speed ratio" in out
     assert "scorer EPITOME length:" in out and "scorer corpus length:" in out and "ratio" in out
     assert "wrote " not in out  # smoke runs leave benchmarks/results alone

@@ -33,7 +33,7 @@ from synthempathy.params import GenerationParams, load_params
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_PLAN = ShardPlan(min_size=2, spread=2, max_size=3)  # several shards out of a few requests
 FINGERPRINT = {"sha256": "test", "chat_format": None, "gpu": False}
-RAY = GenerationParams(batch_size=1, shard_batches=16, engine="ray", workers=2, ray_address="local", max_retries=1)
+RAY = load_params().generation.model_copy(update=dict(batch_size=1, engine="ray", workers=2, ray_address="local", max_retries=1))
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed (make setup-ray)")
 
@@ -141,6 +141,9 @@ class ScheduledEngine:
 
     def run(self, units):
         return schedule(self.pool, units, max_retries=2)
+
+    def report(self):
+        return {}
 
     def close(self):
         pass

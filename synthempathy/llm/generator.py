@@ -40,6 +40,7 @@ class GenerationStats:
     workers: int = 1
     per_worker: dict = field(default_factory=dict)  # decoded completions per worker
     workers_replaced: int = 0  # workers lost mid-run (their units were sent again)
+    engine_report: dict = field(default_factory=dict)  # the engine's own observations (Engine.report)
     model: dict = field(default_factory=dict)  # GGUF facts (chat.ChatPrompter.facts)
 
     def tokens_per_second(self) -> float:
@@ -66,6 +67,9 @@ class LocalEngine:
         for unit in units:
             for completion in self._backend.generate(unit):
                 yield self.name, completion
+
+    def report(self) -> dict:
+        return {}
 
     def close(self) -> None:
         self._backend = None
@@ -141,6 +145,7 @@ class CachedGenerator:
             self.stats.recomputed += n_decode - n_misses
             self.stats.completion_tokens += tokens
             self.stats.workers_replaced = self.engine.replaced
+            self.stats.engine_report = self.engine.report()
             if self.engine.workers > 1:
                 log.info("%s: completions per worker %s, %d worker(s) replaced", desc, per_worker, self.engine.replaced)
         for completion in done.values():

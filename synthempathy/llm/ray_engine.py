@@ -239,6 +239,9 @@ class RayEngine:
         self.start()
         yield from schedule(self.pool, units, self._max_retries)
 
+    def report(self) -> dict:
+        return {}  # per worker completions and replacements are in the generator's stats
+
     def close(self) -> None:
         if self.pool is not None:
             self._replaced_before += self.pool.replaced

@@ -38,7 +38,13 @@ def open_backend(params: Params, path: Path) -> Backend:
 
 
 def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGenerator:
-    """The cached generator for ``params``: local backend or Ray workers (``generation.engine``)."""
+    """The cached generator for ``params``: local backend, Ray workers or inference servers
+    (``generation.engine``)."""
+    if params.generation.engine == "openai":  # no local GGUF: the servers hold the model
+        from synthempathy.llm.openai_engine import OpenAIEngine, served_fingerprint
+
+        # Lone requests: the servers batch them as they like, so no shard can fix a batch's company.
+        return CachedGenerator(OpenAIEngine(params.generation), cache or LLMCache(), served_fingerprint(params.generation))
     path = resolve_model_path(params.model.path).resolve()  # absolute: Ray workers may run elsewhere
     fingerprint = model_fingerprint(params, file_sha256(path))
     batch_size = params.generation.batch_size
@@ -52,3 +58,10 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
         engine = LocalEngine(factory)
     prompter = ChatPrompter(path, params.model)  # bad model params stop here, before any worker starts
     return CachedGenerator(engine, cache or LLMCache(), fingerprint, plan, prompter)
+
+
+def generation_model_name(params: Params) -> str:
+    """The model that generates the corpus: the served model id, or the GGUF's file name."""
+    if params.generation.engine == "openai":
+        return params.generation.served_model
+    return resolve_model_path(params.model.path).name

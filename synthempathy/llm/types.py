@@ -47,13 +47,16 @@ class Engine(Protocol):
     and yields ``(worker, completion)`` as completions finish, in any order. The cached
     generator around it computes the units, keeps the cache and the stats."""
 
-    name: str  # "local" or "ray"
-    workers: int
+    name: str  # "local", "ray" or "openai"
+    workers: int  # workers, or endpoints
     replaced: int  # workers lost and replaced so far
 
     def start(self) -> None:
         """Load the model (start the workers); called before the first unit, may be called again."""
 
     def run(self, units: Sequence[Sequence[Request]]) -> Iterator[tuple[str, Completion]]: ...
+
+    def report(self) -> dict:
+        """What this engine observed, for logs/<stage>.json (e.g. latency per endpoint)."""
 
     def close(self) -> None: ...
