@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray setup-browser llama-tools serve repro test test-slow bench gpu-check sampling-search scorer-cv plots clean-venv
+.PHONY: setup setup-ray setup-browser llama-tools serve repro lint test test-slow bench gpu-check sampling-search scorer-cv plots clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -79,8 +79,12 @@ repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 # llama-tools: the openai engine's tests run real llama-server processes.
-test: setup setup-ray setup-browser llama-tools
+test: setup setup-ray setup-browser llama-tools lint
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Also the slow tests: the sampling grid queued as real DVC experiments.
 test-slow: setup setup-ray setup-browser llama-tools

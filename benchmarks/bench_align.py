@@ -21,7 +21,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +120,9 @@ def main() -> None:
     threshold = 0.9
 
     emb = embedding_throughput(n_texts, rounds)
-    print(f"embedding: {emb['texts']} texts, Embedder {emb['embedder_texts_per_s']:.1f}/s, bare {emb['bare_texts_per_s']:.1f}/s, ratio {emb['ratio']:.3f} (goal >= 0.9)")
+    print(
+        f"embedding: {emb['texts']} texts, Embedder {emb['embedder_texts_per_s']:.1f}/s, bare {emb['bare_texts_per_s']:.1f}/s, ratio {emb['ratio']:.3f} (goal >= 0.9)"
+    )
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         nd = pool.submit(near_duplicate_search, n_rows, n_planted, threshold).result()
     print(
@@ -133,28 +135,28 @@ def main() -> None:
     RESULTS.write_text(
         f"""# align benchmark
 
-- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}
+- date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}
 - machine: {machine()} (shared with other jobs while measured)
-- command: `{' '.join(['python -m benchmarks.bench_align', *sys.argv[1:]])}`
+- command: `{" ".join(["python -m benchmarks.bench_align", *sys.argv[1:]])}`
 
-## Embedding throughput (all-MiniLM-L6-v2, CPU, batch 64, {emb['texts']} synthetic {WORDS_PER_TEXT}-word texts, best of {emb['rounds']} alternating rounds)
+## Embedding throughput (all-MiniLM-L6-v2, CPU, batch 64, {emb["texts"]} synthetic {WORDS_PER_TEXT}-word texts, best of {emb["rounds"]} alternating rounds)
 
 | encoder | texts/s |
 | --- | --- |
-| `Embedder.encode`, empty cache (hash, SQLite lookup and insert included) | {emb['embedder_texts_per_s']:.1f} |
-| bare `SentenceTransformer.encode` | {emb['bare_texts_per_s']:.1f} |
-| ratio (goal >= 0.9) | {emb['ratio']:.3f} |
+| `Embedder.encode`, empty cache (hash, SQLite lookup and insert included) | {emb["embedder_texts_per_s"]:.1f} |
+| bare `SentenceTransformer.encode` | {emb["bare_texts_per_s"]:.1f} |
+| ratio (goal >= 0.9) | {emb["ratio"]:.3f} |
 
 Absolute rates depend on the load of the shared machine (load average {os.getloadavg()[0]:.1f} at the end of the run); the ratio, measured in alternating rounds, does not.
 
-## Near-duplicate search ({nd['rows']:,} synthetic unit vectors, dim {DIM}, threshold {threshold}, blocks of 2048 rows)
+## Near-duplicate search ({nd["rows"]:,} synthetic unit vectors, dim {DIM}, threshold {threshold}, blocks of 2048 rows)
 
 | measure | value | goal |
 | --- | --- | --- |
-| wall time | {nd['seconds']:.1f} s | <= 300 s |
-| peak RSS (fresh process, vectors included) | {nd['peak_rss_gib']:.2f} GiB | <= 4 GiB |
-| planted near-duplicates found | {nd['planted_found']} / {nd['planted']} | all |
-| rows flagged | {nd['flagged']} | = planted |
+| wall time | {nd["seconds"]:.1f} s | <= 300 s |
+| peak RSS (fresh process, vectors included) | {nd["peak_rss_gib"]:.2f} GiB | <= 4 GiB |
+| planted near-duplicates found | {nd["planted_found"]} / {nd["planted"]} | all |
+| rows flagged | {nd["flagged"]} | = planted |
 """
     )
     print(f"wrote {RESULTS}")

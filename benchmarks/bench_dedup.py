@@ -18,9 +18,9 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from benchmarks.common import busy, header, write_result
 from synthempathy.dedup.exact_hash import normalise
@@ -67,7 +67,7 @@ def synthetic_corpus(n: int, seed: int = 0) -> Corpus:
     return Corpus(texts, planted)
 
 
-def brute_force(texts: Sequence[str], threshold: int) -> list[Optional[int]]:
+def brute_force(texts: Sequence[str], threshold: int) -> list[int | None]:
     """Text j duplicates the earliest i < j sharing a substring of >= threshold bytes, i.e. a
     threshold-byte n-gram (the definition itself, quadratic)."""
     normed = [normalise(t).encode("utf-8") for t in texts]
@@ -87,11 +87,7 @@ def sample(corpus: Corpus, size: int, seed: int = 1) -> list[int]:
 
 def run_in_child(corpus_file: Path) -> dict:
     """Time and peak RSS of the search alone in a fresh process (corpus loading included in RSS)."""
-    code = (
-        "import json, sys, time\n"
-        "from benchmarks.bench_dedup import child_main\n"
-        "print(json.dumps(child_main(sys.argv[1])))\n"
-    )
+    code = "import json, sys, time\nfrom benchmarks.bench_dedup import child_main\nprint(json.dumps(child_main(sys.argv[1])))\n"
     out = subprocess.run([sys.executable, "-c", code, str(corpus_file)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -143,8 +139,8 @@ earlier story, or an earlier story with other case and spacing). Threshold {THRE
 
 | measure | value | goal |
 | --- | --- | --- |
-| wall time of `find_substr_duplicates` (fresh process) | {result['seconds']:.1f} s | <= 60 s |
-| peak RSS of that process (corpus included) | {result['peak_rss_gib']:.2f} GiB | <= 4 GiB |
+| wall time of `find_substr_duplicates` (fresh process) | {result["seconds"]:.1f} s | <= 60 s |
+| peak RSS of that process (corpus included) | {result["peak_rss_gib"]:.2f} GiB | <= 4 GiB |
 | planted duplicates found with their source | {planted_ok:,} / {len(corpus.planted):,} | all |
 | texts flagged | {flagged:,} | = planted |
 | equals brute force on a {n_sample}-text sample (planted pairs included) | {agrees} | True |

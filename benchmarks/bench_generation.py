@@ -20,19 +20,19 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import llama_cpp
 
 from benchmarks.common import busy, header, llm_arguments, table, write_result
 from synthempathy.generation import build_requests, expand_scenarios
 from synthempathy.llm.batched import completion_arguments
-from synthempathy.llm.llama_cpp_internals import open_batch_context
 from synthempathy.llm.cache import LLMCache
 from synthempathy.llm.llama import chat_arguments, load_llama
+from synthempathy.llm.llama_cpp_internals import open_batch_context
 from synthempathy.llm.models import resolve_model_path
 from synthempathy.llm.runtime import open_generator
 from synthempathy.llm.shards import ShardPlan

@@ -17,9 +17,9 @@ import dataclasses
 import importlib.util
 import json
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from benchmarks.bench_generation import Clock, Rate, benchmark_requests, warm_up
 from benchmarks.common import busy, header, llm_arguments, table, write_result
@@ -102,7 +102,16 @@ def report(rates: dict[str, Rate], config: Config, threads: int) -> list[tuple[s
         same_cores = f"{rate[two] / rate[wide]:.2f}" if rate[wide] else "-"
         overhead, scale = rate[one] / rate[local], rate[two] / rate[local]
         rows.append(
-            (str(b), f"{rate[local]:.1f}", f"{rate[one]:.1f}", f"{rate[two]:.1f}", wide_text, f"{overhead:.3f}, goal >= {OVERHEAD_GOAL}", f"{scale:.2f}", same_cores)
+            (
+                str(b),
+                f"{rate[local]:.1f}",
+                f"{rate[one]:.1f}",
+                f"{rate[two]:.1f}",
+                wide_text,
+                f"{overhead:.3f}, goal >= {OVERHEAD_GOAL}",
+                f"{scale:.2f}",
+                same_cores,
+            )
         )
         print(
             f"ray batch {b}: local {rate[local]:.1f} tok/s; ray x1 {rate[one]:.1f} tok/s, ratio {overhead:.3f} (goal >= {OVERHEAD_GOAL}); "

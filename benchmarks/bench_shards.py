@@ -18,9 +18,9 @@ expected redo is E[S^2] / (2 E[S]) requests (pure arithmetic, no timing).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from benchmarks.bench_generation import Clock, Rate, benchmark_requests, best, warm_up
 from benchmarks.common import busy, header, llm_arguments, table, write_result

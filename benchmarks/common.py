@@ -8,9 +8,9 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -46,7 +46,7 @@ def command() -> str:
 def header(title: str, busy_before: str) -> str:
     return (
         f"# {title}\n\n"
-        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}\n"
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n"
         f"- machine: {machine()}\n"
         f"- command: `{command()}`\n"
         f"- running at the start: {busy_before}\n"

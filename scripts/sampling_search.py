@@ -78,7 +78,9 @@ def apply(name: str, setting: tuple[float, float], extra: list[str], env: dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--apply", action="store_true", help="dvc exp apply the pick")
-    parser.add_argument("--no-run", action="store_true", help="rank the grid's existing experiments again (e.g. after changing the rule); queue and run nothing")
+    parser.add_argument(
+        "--no-run", action="store_true", help="rank the grid's existing experiments again (e.g. after changing the rule); queue and run nothing"
+    )
     # Several experiments at once, each with model.n_threads=1 (pass it in --extra), use the cores
     # without llama.cpp's spinning threads stalling each other; they share the LLM cache (SQLite).
     parser.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc exp run --jobs)")

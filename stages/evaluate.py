@@ -33,15 +33,24 @@ def main(paths) -> None:
         base_replies = generate_responses(model, tokenizer, texts, params, all_params.seed, "base")
     generated = time.perf_counter()
     # One scorer call for both sets: the scorer loads once.
-    scores = score([*zip(texts, base_replies), *zip(texts, tuned_replies)], scorer_dir=paths.scorer)
+    scores = score([*zip(texts, base_replies, strict=True), *zip(texts, tuned_replies, strict=True)], scorer_dir=paths.scorer)
     base_scores, tuned_scores = scores[: len(texts)], scores[len(texts) :]
     write_jsonl_atomic(paths.generations, side_by_side(situations, base_replies, tuned_replies, base_scores, tuned_scores))
     metrics = compare_scores(base_scores, tuned_scores, params.bootstrap_samples, all_params.seed)
     write_json_atomic(paths.metrics, metrics)
     write_plot(paths.plot, base_vs_tuned_rows(metrics, MECHANISMS), ("mechanism", "base", "tuned", "difference", "ci_low", "ci_high"))
-    write_json_atomic(log_path("evaluate"), {"situations": len(texts), "generate_s": round(generated - started, 1), "score_s": round(time.perf_counter() - generated, 1)})
+    write_json_atomic(
+        log_path("evaluate"), {"situations": len(texts), "generate_s": round(generated - started, 1), "score_s": round(time.perf_counter() - generated, 1)}
+    )
     e = metrics["empathy"]
-    log.info("empathy %.3f -> %.3f (%+.1f%%, 95%% CI of the difference %s) on %d situations", e["base_mean"], e["tuned_mean"], 100 * (e["relative_change"] or 0), e["difference_ci"], len(texts))
+    log.info(
+        "empathy %.3f -> %.3f (%+.1f%%, 95%% CI of the difference %s) on %d situations",
+        e["base_mean"],
+        e["tuned_mean"],
+        100 * (e["relative_change"] or 0),
+        e["difference_ci"],
+        len(texts),
+    )
 
 
 if __name__ == "__main__":

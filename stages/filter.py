@@ -45,7 +45,9 @@ def main(paths) -> None:
     write_json_atomic(paths.metrics, {**metrics, "funnel": funnel, "rejected_by_stage": by_stage})
     write_plot(paths.funnel_plot, funnel_rows(funnel["counts"]), ("step", "records"))
     write_plot(paths.rejection_plot, rejection_rows(all_rejected), ("rejection", "stage", "reason", "records"))
-    log.info("kept %d of %d pairs; rejected: %s", len(result.kept), len(result.rejected) + len(result.kept), {k: v for k, v in metrics["rejected"].items() if v})
+    log.info(
+        "kept %d of %d pairs; rejected: %s", len(result.kept), len(result.rejected) + len(result.kept), {k: v for k, v in metrics["rejected"].items() if v}
+    )
     found = metrics["pii_scrubbed_by_type" if params.pii_policy == "scrub" else "pii_dropped_by_type"]
     log.info("PII spans (filter.pii_policy: %s): %s", params.pii_policy, {k: v for k, v in found.items() if v})
 

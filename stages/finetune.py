@@ -44,7 +44,12 @@ def main(paths) -> None:
     )
     write_json_atomic(
         log_path("finetune"),
-        {"device": str(device), "load_s": round(loaded - started, 1), "train_s": round(trained - loaded, 1), "s_per_step": round((trained - loaded) / len(losses), 2)},
+        {
+            "device": str(device),
+            "load_s": round(loaded - started, 1),
+            "train_s": round(trained - loaded, 1),
+            "s_per_step": round((trained - loaded) / len(losses), 2),
+        },
     )
     log.info("trained %d steps on %d examples (%d skipped): loss %.3f -> %.3f", len(losses), len(examples), len(encoded) - len(examples), losses[0], losses[-1])
 

@@ -10,7 +10,7 @@ written out, so outputs never depend on float noise.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def align_pairs(pairs: Sequence[dict], embed: Embed, params: AlignParams, progre
         progress=progress,
     )
     result = StageResult(STAGE, REASONS, records_in=len(pairs))
-    for i, (pair, failure) in enumerate(zip(pairs, failures)):
+    for i, (pair, failure) in enumerate(zip(pairs, failures, strict=True)):
         if failure is None and dups.duplicate_of[i] >= 0:
             earlier = pairs[dups.duplicate_of[i]]["id"]
             failure = (NEAR_DUPLICATE, f"explanation cosine {dups.similarity[i]:.4f} to {earlier}")

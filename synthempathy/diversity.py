@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -103,7 +103,7 @@ def sampling_metrics(stories: Sequence[dict], final_count: int, embed: Embed, mi
     texts = [s["story"] for s in stories]
     scenarios = sorted({s["scenario"] for s in stories})
     vectors = embed(texts + scenarios)  # one call: the embedder batches and caches them together
-    story_vectors, scenario_vectors = vectors[: len(texts)], dict(zip(scenarios, vectors[len(texts) :]))
+    story_vectors, scenario_vectors = vectors[: len(texts)], dict(zip(scenarios, vectors[len(texts) :], strict=True))
     own_scenario = np.stack([scenario_vectors[s["scenario"]] for s in stories])
     on_topic = float(np.mean(row_cosines(own_scenario, story_vectors) >= min_scenario_similarity))
     survival = min(1.0, final_count / len(stories))

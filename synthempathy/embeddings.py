@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from synthempathy.errors import InputError
 from synthempathy.paths import cache_root
-
 
 
 def resolve_embedding_model(name: str) -> Path:
@@ -57,13 +56,15 @@ class Embedder:
         return self._model
 
     def _key(self, text: str) -> str:
-        return hashlib.sha256(f"{self._model_id}\x1f{text}".encode("utf-8")).hexdigest()
+        return hashlib.sha256(f"{self._model_id}\x1f{text}".encode()).hexdigest()
 
     def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
         """Embed with no cache: the bare model call, batched and length-sorted by sentence-transformers."""
-        return self._load().encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=len(texts) > 1000
-        ).astype(np.float32)
+        return (
+            self._load()
+            .encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=len(texts) > 1000)
+            .astype(np.float32)
+        )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` (n × d, unit norm); only texts never seen before reach the model."""
@@ -74,12 +75,12 @@ class Embedder:
             chunk = unique[start : start + 900]
             rows = self._db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
-        missing = {k: t for k, t in zip(keys, texts) if k not in found}
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
         if missing:
             vectors = self.encode_uncached(list(missing.values()))
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", ((k, v.tobytes()) for k, v in zip(missing, vectors)))
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", ((k, v.tobytes()) for k, v in zip(missing, vectors, strict=True)))
             self._db.commit()
-            found.update(zip(missing, vectors))
+            found.update(zip(missing, vectors, strict=True))
         if not texts:
             return np.zeros((0, self._load().get_sentence_embedding_dimension()), dtype=np.float32)
         return np.stack([found[k] for k in keys])

@@ -6,8 +6,8 @@ import argparse
 import functools
 import logging
 import sys
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Callable
 
 
 class InputError(Exception):

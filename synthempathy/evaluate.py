@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ CONFIDENCE = 0.95
 log = logging.getLogger(__name__)
 
 
-def read_situations(path: str | Path, text_column: str, limit: Optional[int] = None) -> list[dict]:
+def read_situations(path: str | Path, text_column: str, limit: int | None = None) -> list[dict]:
     """``{id, text}`` per row of a .jsonl or .csv file, in file order; the first ``limit`` rows.
 
     ``id`` is the row's own id field when it has one, else ``<file stem>-<row number>``.
@@ -48,7 +48,9 @@ def read_situations(path: str | Path, text_column: str, limit: Optional[int] = N
             rows = list(csv.DictReader(fh))
     if rows and text_column not in rows[0]:
         raise InputError(f"{path}: no column {text_column!r} (has {', '.join(rows[0])}); set evaluate.text_column")
-    situations = [{"id": str(row.get("id") or f"{path.stem}-{i}"), "text": " ".join(str(row.get(text_column) or "").split())} for i, row in enumerate(rows, start=1)]
+    situations = [
+        {"id": str(row.get("id") or f"{path.stem}-{i}"), "text": " ".join(str(row.get(text_column) or "").split())} for i, row in enumerate(rows, start=1)
+    ]
     kept = [s for s in situations if s["text"]]
     if len(kept) < len(situations):
         log.warning("%s: skipped %d row(s) with an empty %s", path, len(situations) - len(kept), text_column)
@@ -79,12 +81,14 @@ def generate_responses(model, tokenizer, situations: Sequence[str], params: Eval
         torch.manual_seed(derive_seed(seed, "evaluate", str(start)))  # same draws for base and tuned
         with torch.no_grad():
             output = model.generate(**encoded, **kwargs)
-        for i, row in zip(batch, output[:, encoded["input_ids"].shape[1] :]):
+        for i, row in zip(batch, output[:, encoded["input_ids"].shape[1] :], strict=True):
             replies[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
     return replies
 
 
-def side_by_side(situations: Sequence[dict], base: Sequence[str], tuned: Sequence[str], base_scores: Sequence[Mapping], tuned_scores: Sequence[Mapping]) -> list[dict]:
+def side_by_side(
+    situations: Sequence[dict], base: Sequence[str], tuned: Sequence[str], base_scores: Sequence[Mapping], tuned_scores: Sequence[Mapping]
+) -> list[dict]:
     """One record per situation with both replies and their scores (floats to 4 places)."""
 
     def rounded(scores: Mapping) -> dict:

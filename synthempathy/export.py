@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any, Mapping, NamedTuple, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,7 +49,7 @@ EPITOME_BIBTEX = """@inproceedings{sharma2020empathy,
 }"""
 
 
-def chat_messages(user: str, assistant: Optional[str] = None) -> list[dict]:
+def chat_messages(user: str, assistant: str | None = None) -> list[dict]:
     """The one prompt format of SFT data and evaluation: the situation alone as the user turn."""
     messages = [{"role": "user", "content": user}]
     if assistant is not None:
@@ -126,14 +127,17 @@ def pii_section(filter_metrics: MetricsFile, params: Params) -> str:
     """What was scrubbed (or dropped) per PII type, from the filter stage's metrics."""
     scrubbed, dropped = (_field(filter_metrics, key) for key in ("pii_scrubbed_by_type", "pii_dropped_by_type"))
     p = params.filter
-    how = "replaced by a placeholder per type" if p.pii_policy == "scrub" else "a reason to drop the pair (`data/rejected.jsonl` names the types, never the values)"
+    how = (
+        "replaced by a placeholder per type"
+        if p.pii_policy == "scrub"
+        else "a reason to drop the pair (`data/rejected.jsonl` names the types, never the values)"
+    )
     rows = [[kind, f"`{PLACEHOLDERS[kind]}`", scrubbed[kind], dropped[kind]] for kind in p.pii_types]
     return (
         "## Personal data\n\n"
         f"Personal data in `scenario`, `story`, `explanation` and `response` is {how} (`filter.pii_policy: {p.pii_policy}`). "
         f"Phone numbers count in international format and in the national formats of {', '.join(p.pii_phone_regions)}; "
-        "toll-free and other service numbers (helplines) are kept.\n\n"
-        + _table(["type", "placeholder", "spans scrubbed", "spans in dropped pairs"], rows)
+        "toll-free and other service numbers (helplines) are kept.\n\n" + _table(["type", "placeholder", "spans scrubbed", "spans in dropped pairs"], rows)
     )
 
 
@@ -157,7 +161,11 @@ def dataset_card(
     responses = [r["response"] for r in corpus]
     empathy = empathy_means(corpus)
     scorer_rows = {
-        m: [_field(scorer_metrics, "heldout", m, "model", "accuracy"), _field(scorer_metrics, "heldout", m, "model", "macro_f1"), _field(scorer_metrics, "heldout", m, "majority", "macro_f1")]
+        m: [
+            _field(scorer_metrics, "heldout", m, "model", "accuracy"),
+            _field(scorer_metrics, "heldout", m, "model", "macro_f1"),
+            _field(scorer_metrics, "heldout", m, "majority", "macro_f1"),
+        ]
         for m in MECHANISMS[:3]
     }
     sampling = {stage: getattr(params, stage) for stage in ("brainstorm", "rewrite", "respond")}
@@ -187,7 +195,7 @@ def dataset_card(
         f"Chen, Shin & Hirschberg (2025), arXiv:2502.17857 (the paper's corpus: {PAPER['pairs']:,} pairs).",
         "## Files\n\n"
         "- `synthempathy.jsonl`: the corpus, one JSON object per pair.\n"
-        "- `synthempathy.parquet`: the same rows; `datasets.load_dataset(\"parquet\", data_files=\"synthempathy.parquet\")`.\n"
+        '- `synthempathy.parquet`: the same rows; `datasets.load_dataset("parquet", data_files="synthempathy.parquet")`.\n'
         "- `sft.jsonl`: chat-format SFT records `{id, messages: [user: explanation, assistant: response]}`.\n\n"
         "Fields: `explanation`, `response`; provenance `id`, `scenario_id`, `category`, `severity` (SAD, out of 10), "
         "`scenario`, `story`; `*_similarity` (all-MiniLM-L6-v2 cosines: scenario, story and response alignment); "
@@ -246,7 +254,7 @@ def dataset_card(
         "noisy, and a proxy for what a person would perceive.\n"
         "- Situations come from SAD's crowd-sourced everyday stressors (9 categories, short SMS-like "
         "descriptions), English only; other cultures and severe situations are under-represented.\n"
-        "- PII is found by validated patterns (see \"Personal data\"), which can miss some, and person names "
-        "are not scrubbed: SAD stressors and generated stories can name people (\"my friend Sarah\").",
+        '- PII is found by validated patterns (see "Personal data"), which can miss some, and person names '
+        'are not scrubbed: SAD stressors and generated stories can name people ("my friend Sarah").',
     ]
     return "\n\n".join(sections) + "\n"

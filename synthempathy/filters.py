@@ -11,10 +11,11 @@ failing rule names the rejection; cheap, unambiguous rules come first.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -34,6 +35,8 @@ SIMILARITY_FIELDS = ("scenario_similarity", "story_similarity", "response_simila
 EMPATHY_FIELDS = ("er", "ip", "ex", "empathy", "er_level", "ip_level", "ex_level")
 CORPUS_FIELDS = ("id", "scenario_id", "category", "severity", "scenario", "story", "explanation", "response", *SIMILARITY_FIELDS)
 REQUIRED_FIELDS = (*CORPUS_FIELDS, "explanation_finish_reason", "response_finish_reason")
+
+
 @dataclass(frozen=True)
 class Drop:
     reason: str
@@ -44,7 +47,7 @@ class Drop:
 @dataclass(frozen=True)
 class Rule:
     reasons: tuple[str, ...]  # every reason its Drops may carry
-    check: Callable[[dict], Union[None, Drop, dict]]
+    check: Callable[[dict], None | Drop | dict]
 
 
 def _any_of(*patterns: str, flags: int = re.IGNORECASE) -> re.Pattern:
@@ -114,12 +117,14 @@ HARMFUL_ADVICE = _any_of(
     r"\bpainless (?:way|method)s? to (?:die|go)\b",
     r"\boverdose on\b",
 )
+
+
 def _heads(text: str) -> list[str]:
     """Words cut at the apostrophe: "I'm" -> "i", "you're" -> "you" (pronoun and stop-word lists)."""
     return [w.replace("’", "'").split("'")[0] for w in words(text)]
 
 
-def _search(pattern: re.Pattern, record: dict, fields: Sequence[str], reason: str) -> Optional[Drop]:
+def _search(pattern: re.Pattern, record: dict, fields: Sequence[str], reason: str) -> Drop | None:
     for field in fields:
         match = pattern.search(record[field].replace("’", "'"))  # the patterns spell apostrophes straight
         if match:
@@ -127,24 +132,24 @@ def _search(pattern: re.Pattern, record: dict, fields: Sequence[str], reason: st
     return None
 
 
-def truncated(record: dict) -> Optional[Drop]:
+def truncated(record: dict) -> Drop | None:
     cut = [f for f in TEXT_FIELDS if record[f"{f}_finish_reason"] == "length"]
     return Drop("truncated", f"{', '.join(cut)} hit max_tokens") if cut else None
 
 
-def template_tokens(record: dict) -> Optional[Drop]:
+def template_tokens(record: dict) -> Drop | None:
     return _search(TEMPLATE_TOKENS, record, TEXT_FIELDS, "template_tokens")
 
 
-def refusal(record: dict) -> Optional[Drop]:
+def refusal(record: dict) -> Drop | None:
     return _search(REFUSAL, record, TEXT_FIELDS, "refusal")
 
 
-def ai_disclaimer(record: dict) -> Optional[Drop]:
+def ai_disclaimer(record: dict) -> Drop | None:
     return _search(AI_DISCLAIMER, record, TEXT_FIELDS, "ai_disclaimer")
 
 
-def meta_text(record: dict) -> Optional[Drop]:
+def meta_text(record: dict) -> Drop | None:
     return _search(META_TEXT, record, TEXT_FIELDS, "meta_text")
 
 
@@ -154,7 +159,7 @@ def stopword_ratio(text: str) -> float:
     return sum(h in STOPWORDS for h in heads) / len(heads) if heads else 0.0
 
 
-def english(record: dict) -> Optional[Drop]:
+def english(record: dict) -> Drop | None:
     for field in TEXT_FIELDS:
         ratio = stopword_ratio(record[field])
         if ratio < ENGLISH_MIN_STOPWORD_RATIO:
@@ -162,7 +167,7 @@ def english(record: dict) -> Optional[Drop]:
     return None
 
 
-def word_bounds(record: dict, field: str, low: int, high: int) -> Optional[Drop]:
+def word_bounds(record: dict, field: str, low: int, high: int) -> Drop | None:
     n = word_count(record[field])
     if n < low:
         return Drop(f"{field}_too_short", f"{n} words < min_{field}_words={low}")
@@ -171,22 +176,22 @@ def word_bounds(record: dict, field: str, low: int, high: int) -> Optional[Drop]
     return None
 
 
-def first_person(record: dict) -> Optional[Drop]:
+def first_person(record: dict) -> Drop | None:
     """The explanation is the seeker speaking: it must say I/me/my (or we/our)."""
     return None if FIRST_PERSON.intersection(_heads(record["explanation"])) else Drop("not_first_person", "no first-person pronoun in explanation")
 
 
-def second_person(record: dict) -> Optional[Drop]:
+def second_person(record: dict) -> Drop | None:
     """The response talks to the seeker: it must say you/your."""
     return None if SECOND_PERSON.intersection(_heads(record["response"])) else Drop("not_second_person", "no second-person pronoun in response")
 
 
-def copied_explanation(record: dict, max_ratio: float) -> Optional[Drop]:
+def copied_explanation(record: dict, max_ratio: float) -> Drop | None:
     ratio = ngram_overlap(record["response"], record["explanation"], NGRAM)
     return Drop("copied_explanation", f"{ratio:.2f} of response {NGRAM}-grams in explanation > {max_ratio}") if ratio > max_ratio else None
 
 
-def repetition(record: dict, max_ratio: float) -> Optional[Drop]:
+def repetition(record: dict, max_ratio: float) -> Drop | None:
     for field in TEXT_FIELDS:
         ratio = repetition_ratio(record[field], NGRAM)
         if ratio > max_ratio:
@@ -198,19 +203,19 @@ def is_crisis(record: dict) -> bool:
     return any(CRISIS.search(record[f]) for f in ("scenario", "explanation"))
 
 
-def harmful_advice(record: dict) -> Optional[Drop]:
+def harmful_advice(record: dict) -> Drop | None:
     """Dropped under every crisis policy: a crisis text must never get harmful advice."""
     return _search(HARMFUL_ADVICE, record, ("response",), "harmful_advice") if is_crisis(record) else None
 
 
-def crisis(record: dict, policy: str) -> Union[Drop, dict]:
+def crisis(record: dict, policy: str) -> Drop | dict:
     flagged = is_crisis(record)
     if flagged and policy == "exclude":
         return Drop("crisis_excluded", "self-harm or suicide in scenario or explanation")
     return {**record, "crisis": flagged}
 
 
-def pii(record: dict, config: PiiConfig, policy: str) -> Union[None, Drop, dict]:
+def pii(record: dict, config: PiiConfig, policy: str) -> None | Drop | dict:
     """Scrub every published text field (``scenario`` quotes the seed, which may be a user's own
     text), or drop the pair naming the field and the PII types found, never the values."""
     scrubbed = {f: scrub(record[f], config) for f in PII_FIELDS}
@@ -223,7 +228,7 @@ def pii(record: dict, config: PiiConfig, policy: str) -> Union[None, Drop, dict]
     return {**record, **{f: text for f, (text, _) in scrubbed.items()}, PII_FOUND: tuple(sorted(found.items()))}
 
 
-def low_empathy(record: dict, min_empathy: Optional[float]) -> Optional[Drop]:
+def low_empathy(record: dict, min_empathy: float | None) -> Drop | None:
     if min_empathy is None or record["empathy"] >= min_empathy:
         return None
     return Drop("low_empathy", f"empathy={record['empathy']} < min_empathy={min_empathy}")
@@ -261,7 +266,7 @@ def declared_reasons(rules: Sequence[Rule]) -> tuple[str, ...]:
     return tuple(reason for rule in rules for reason in rule.reasons)
 
 
-def run_filters(records: Iterable[dict], rules: Sequence[Rule]) -> Iterator[tuple[dict, Optional[Drop]]]:
+def run_filters(records: Iterable[dict], rules: Sequence[Rule]) -> Iterator[tuple[dict, Drop | None]]:
     """Stream each record through the rules: yield (final record, None) or (record, its Drop)."""
     for record in records:
         verdict = None
@@ -288,7 +293,7 @@ def corpus_record(record: dict) -> dict:
     }
 
 
-def filter_pairs(records: Sequence[dict], params: FilterParams, rules: Optional[Sequence[Rule]] = None) -> StageResult:
+def filter_pairs(records: Sequence[dict], params: FilterParams, rules: Sequence[Rule] | None = None) -> StageResult:
     """The corpus records and rejections of the scored pairs, with crisis and PII counts; ``rules``
     defaults to ``build_rules(params)``."""
     rules = build_rules(params) if rules is None else rules
@@ -322,5 +327,5 @@ def retention_funnel(counts: Mapping[str, int]) -> dict:
     """Record counts after each step and each step's count over the previous; ``steps`` keeps the
     pipeline order, which the counts lose when metrics are written with sorted keys."""
     steps = list(counts)
-    ratios = {b: round(counts[b] / counts[a], 4) if counts[a] else 0.0 for a, b in zip(steps, steps[1:])}
+    ratios = {b: round(counts[b] / counts[a], 4) if counts[a] else 0.0 for a, b in itertools.pairwise(steps)}
     return {"steps": steps, "counts": dict(counts), "ratio_to_previous": ratios}

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import torch
 from tqdm import tqdm
@@ -22,8 +22,8 @@ from tqdm import tqdm
 from synthempathy.errors import InputError
 from synthempathy.io import atomic_dir
 from synthempathy.llm.models import file_sha256, resolve_model_path
-from synthempathy.paths import cache_root
 from synthempathy.params import FinetuneParams
+from synthempathy.paths import cache_root
 
 IGNORE_INDEX = -100  # label of positions the loss skips (torch cross-entropy's ignore_index)
 MIN_RESPONSE_TOKENS = 16  # an example whose prompt leaves less room than this teaches nothing
@@ -117,7 +117,7 @@ def prompt_text(tokenizer, messages: Sequence[dict]) -> str:
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
 
-def encode_example(tokenizer, messages: Sequence[dict], max_length: int) -> Optional[Example]:
+def encode_example(tokenizer, messages: Sequence[dict], max_length: int) -> Example | None:
     """Token ids of a chat whose last turn is the assistant's, with response-only labels.
 
     The whole chat is tokenised at once (as the model reads it); a token belongs to the prompt
@@ -144,13 +144,13 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     width = max(len(e.input_ids) for e in examples)
     gap = [width - len(e.input_ids) for e in examples]
     return {
-        "input_ids": torch.tensor([list(e.input_ids) + [pad_id] * g for e, g in zip(examples, gap)]),
-        "attention_mask": torch.tensor([[1] * len(e.input_ids) + [0] * g for e, g in zip(examples, gap)]),
-        "labels": torch.tensor([list(e.labels) + [IGNORE_INDEX] * g for e, g in zip(examples, gap)]),
+        "input_ids": torch.tensor([list(e.input_ids) + [pad_id] * g for e, g in zip(examples, gap, strict=True)]),
+        "attention_mask": torch.tensor([[1] * len(e.input_ids) + [0] * g for e, g in zip(examples, gap, strict=True)]),
+        "labels": torch.tensor([list(e.labels) + [IGNORE_INDEX] * g for e, g in zip(examples, gap, strict=True)]),
     }
 
 
-def planned_steps(n_examples: int, batch_size: int, epochs: int, max_steps: Optional[int]) -> int:
+def planned_steps(n_examples: int, batch_size: int, epochs: int, max_steps: int | None) -> int:
     """``max_steps`` when set (cycling over epochs as needed), else whole epochs."""
     return max_steps if max_steps is not None else epochs * math.ceil(n_examples / batch_size)
 

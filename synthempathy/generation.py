@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from synthempathy.llm.types import Completion, Request
 from synthempathy.params import Params, SamplingParams

@@ -7,7 +7,7 @@ An unknown key or a value out of range is a one-line error that names the param 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal
 
 import phonenumbers
 import yaml
@@ -31,7 +31,7 @@ class ModelParams(Section):
     n_ctx: int = Field(ge=256)
     n_threads: int = Field(ge=1)
     n_gpu_layers: int = Field(ge=-1)  # -1 offloads every layer
-    chat_format: Optional[str] = None  # None: the GGUF's own chat template
+    chat_format: str | None = None  # None: the GGUF's own chat template
 
 
 class EmbeddingParams(Section):
@@ -64,7 +64,7 @@ class GenerationParams(Section):
     model_revision: str = Field(min_length=1)  # the weights behind served_model: a GGUF's sha256, an HF revision
     concurrency: int = Field(ge=1)  # requests in flight per endpoint
     timeout_s: float = Field(gt=0)  # per attempt: a request the server has not answered by then is retried
-    api_key_env: Optional[str] = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # NAME of the variable holding the key; null: none
+    api_key_env: str | None = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # NAME of the variable holding the key; null: none
 
     @field_validator("endpoints")
     @classmethod
@@ -82,7 +82,7 @@ class SamplingParams(Section):
 
 
 class ScenariosParams(Section):
-    n_per_category: Union[Annotated[int, Field(ge=1)], Literal["all"]]
+    n_per_category: Annotated[int, Field(ge=1)] | Literal["all"]
 
 
 class BrainstormParams(SamplingParams):
@@ -140,7 +140,7 @@ class TrainScorerParams(Section):
 
     heldout_posts: int = Field(ge=0)  # seeker posts never trained on: data/heldout_situations.jsonl
     cv_folds: int = Field(ge=2)  # StratifiedGroupKFold by seeker post (make scorer-cv)
-    max_posts: Optional[int] = Field(default=None, ge=2)  # seeded subset of the 2,979 seeker posts, for quick runs; None: all
+    max_posts: int | None = Field(default=None, ge=2)  # seeded subset of the 2,979 seeker posts, for quick runs; None: all
     encoder: PairEncoderParams
     baseline: BaselineParams
 
@@ -156,7 +156,7 @@ class FilterParams(Section):
     pii_policy: Literal["scrub", "drop"]  # PII in a published text field: placeholders, or drop the pair
     pii_types: tuple[Literal[PII_TYPES], ...] = Field(min_length=1)  # what counts as PII (synthempathy/pii.py)
     pii_phone_regions: tuple[str, ...] = Field(min_length=1)  # countries whose phone numbers count without +
-    min_empathy: Optional[float] = None  # on the score stage's `empathy`; None: no empathy filter
+    min_empathy: float | None = None  # on the score stage's `empathy`; None: no empathy filter
 
     @field_validator("pii_phone_regions")
     @classmethod
@@ -186,7 +186,7 @@ class FinetuneParams(Section):
     target_modules: tuple[str, ...] = Field(min_length=1)
     learning_rate: float = Field(gt=0, le=1)
     epochs: int = Field(ge=1)
-    max_steps: Optional[int] = Field(default=None, ge=1)  # set: overrides epochs
+    max_steps: int | None = Field(default=None, ge=1)  # set: overrides epochs
     batch_size: int = Field(ge=1)
     max_length: int = Field(ge=32)  # tokens of prompt + response; longer responses are cut
     seed: int = Field(ge=0)
@@ -199,7 +199,7 @@ class EvaluateParams(Section):
 
     situations: str = Field(min_length=1)  # a .jsonl or .csv file with a text column
     text_column: str = Field(min_length=1)
-    limit: Optional[int] = Field(default=None, ge=1)  # the first n situations; None: all
+    limit: int | None = Field(default=None, ge=1)  # the first n situations; None: all
     max_new_tokens: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     temperature: float = Field(ge=0, le=2)  # 0: greedy decoding

@@ -9,8 +9,8 @@ reason nobody declared is a programming error, raised where the record is droppe
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from synthempathy.io import write_json_atomic, write_jsonl_atomic
 from synthempathy.records import rejection

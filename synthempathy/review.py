@@ -177,7 +177,10 @@ def review_sheet(
         "",
     ]
     lines += _pairs_section(
-        f"1. Sample: {min(sample_size, len(corpus))} of {len(corpus)} pairs, picked by seed {seed}", sample(corpus, seed, sample_size), "The corpus is empty.", pii
+        f"1. Sample: {min(sample_size, len(corpus))} of {len(corpus)} pairs, picked by seed {seed}",
+        sample(corpus, seed, sample_size),
+        "The corpus is empty.",
+        pii,
     )
     lines += _pairs_section("2. Highest empathy", best, "The corpus is empty.", pii)
     lines += _pairs_section("3. Lowest empathy", worst, "No pairs beyond the highest ones." if corpus else "The corpus is empty.", pii)

@@ -8,8 +8,8 @@ coherent one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
 
 PARAMS_FILE = "params.yaml"
 METRICS_FILE = "metrics/corpus.json"
@@ -25,7 +25,7 @@ class Trial:
     name: str
     temperature: float
     top_p: float
-    scores: Optional[dict]  # metrics/corpus.json:sampling; None when the experiment failed
+    scores: dict | None  # metrics/corpus.json:sampling; None when the experiment failed
 
     def score(self, key: str) -> float:
         return self.scores[key] if self.scores else float("nan")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Union
 
 import pandas as pd
 
@@ -69,7 +68,7 @@ def pick_key(seed: int, scenario_id: str) -> tuple[int, str]:
     return derive_seed(seed, "scenarios", scenario_id), scenario_id
 
 
-def sample_per_category(records: list[dict], n_per_category: Union[int, str], seed: int) -> list[dict]:
+def sample_per_category(records: list[dict], n_per_category: int | str, seed: int) -> list[dict]:
     """Take the n scenarios of each category that rank first by ``pick_key``."""
     by_category: dict[str, list[dict]] = {}
     for record in records:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 
@@ -26,7 +26,7 @@ def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
     """Contiguous n-grams in order (with repeats); empty if there are fewer than n tokens."""
     if n < 1:
         raise ValueError("n must be >= 1")
-    return list(zip(*(tokens[i:] for i in range(n))))
+    return list(zip(*(tokens[i:] for i in range(n)), strict=False))
 
 
 def distinct_n(texts: Iterable[str], n: int) -> float:

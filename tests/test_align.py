@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import stage_argv
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from helpers import stage_argv
 
 from synthempathy.align import align_pairs, histogram
 from synthempathy.dedup.near_duplicate import NearDuplicateConfig, find_near_duplicates

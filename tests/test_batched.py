@@ -2,7 +2,6 @@
 Real embedded model, one thread, a few tokens per request."""
 
 import pytest
-
 from helpers import TINY_MODEL, CrashAfter
 
 from synthempathy.llm.batched import BatchedLlamaBackend
@@ -15,11 +14,12 @@ from synthempathy.llm.types import Request
 from synthempathy.params import load_params
 
 TOPICS = ["rain", "exams", "rent", "a dog", "a new job", "the sea", "a fight", "sleep", "a car"]
+N_TOPICS = len(TOPICS)
 SMALL_PLAN = ShardPlan(min_size=3, spread=2, max_size=5)  # several shards out of a few requests
 FINGERPRINT = {"sha256": "test", "chat_format": None, "gpu": False, "batch_size": 3}
 
 
-def make_requests(n=len(TOPICS), max_tokens=5):
+def make_requests(n=N_TOPICS, max_tokens=5):
     return [
         Request(
             id=f"r{i}",
@@ -54,8 +54,6 @@ class Replay:
     def generate(self, requests):
         self.calls.append([r.id for r in requests])
         return (self.by_id[r.id] for r in requests)
-
-
 
 
 def test_every_request_gets_one_completion_with_its_id(reference):

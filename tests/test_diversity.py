@@ -96,7 +96,9 @@ def test_sampling_metrics_on_copies_vs_varied_stories(embed):
     assert flat["diversity"] == 0.0 and flat["self_bleu"] == 1.0 and rich["diversity"] > 0.2 and rich["self_bleu"] < 0.2
     assert flat["on_topic"] == rich["on_topic"] == 1.0 and flat["survival"] == 1.0 and flat["repetition"] == 0.0
     assert flat["coherence"] == 1.0 and flat["stories"] == 3 and flat["self_bleu_sample"] == 3
-    off_topic = sampling_metrics([story("sad-1", 0, scenario, UNRELATED[3]), *varied[1:]], final_count=1, embed=embed, min_scenario_similarity=0.3, sample_size=2)
+    off_topic = sampling_metrics(
+        [story("sad-1", 0, scenario, UNRELATED[3]), *varied[1:]], final_count=1, embed=embed, min_scenario_similarity=0.3, sample_size=2
+    )
     assert off_topic["on_topic"] == pytest.approx(2 / 3, abs=1e-4) and off_topic["survival"] == pytest.approx(1 / 3, abs=1e-4)
     assert off_topic["self_bleu_sample"] == 2
 

@@ -56,7 +56,9 @@ def test_compare_scores_reports_each_mechanism():
 
 def test_read_situations_from_jsonl_and_csv(tmp_path):
     jsonl = tmp_path / "heldout.jsonl"
-    jsonl.write_text("".join(json.dumps(r) + "\n" for r in [{"id": "a", "text": "I lost my job."}, {"id": "b", "text": " "}, {"id": "c", "text": "My dog  died."}]))
+    jsonl.write_text(
+        "".join(json.dumps(r) + "\n" for r in [{"id": "a", "text": "I lost my job."}, {"id": "b", "text": " "}, {"id": "c", "text": "My dog  died."}])
+    )
     assert read_situations(jsonl, "text") == [{"id": "a", "text": "I lost my job."}, {"id": "c", "text": "My dog died."}]
     assert read_situations(jsonl, "text", limit=1) == [{"id": "a", "text": "I lost my job."}]
     csv = tmp_path / "posts.csv"

@@ -55,7 +55,13 @@ FILTER = MetricsFile(
 EMPATHY = MetricsFile("metrics/empathy.json", {"n": 5, "er": {"mean": 1.1}})
 SCORER = MetricsFile(
     "metrics/empathy_scorer.json",
-    {"heldout_posts": 250, "heldout": {m: {"model": {"accuracy": 0.8, "macro_f1": f1}, "majority": {"accuracy": 0.6, "macro_f1": 0.25}} for m, f1 in [("er", 0.65), ("ip", 0.55), ("ex", 0.6)]}},
+    {
+        "heldout_posts": 250,
+        "heldout": {
+            m: {"model": {"accuracy": 0.8, "macro_f1": f1}, "majority": {"accuracy": 0.6, "macro_f1": 0.25}}
+            for m, f1 in [("er", 0.65), ("ip", 0.55), ("ex", 0.6)]
+        },
+    },
 )
 
 

@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import stage_argv
 
 from synthempathy import filters as F
@@ -94,12 +93,23 @@ def test_text_utilities():
         ({"response": "Sure! Here's an empathetic response:\n" + RESPONSE}, "meta_text"),
         ({"explanation": "Here is the rewritten story in first person:\n" + EXPLANATION}, "meta_text"),
         ({"response": "Here is a response: " + RESPONSE}, "meta_text"),
-        ({"response": "Entiendo que estés muy cansado. Tienes tres exámenes la próxima semana y trabajas hasta tarde cada noche, y es normal sentirse así."}, "not_english"),
+        (
+            {"response": "Entiendo que estés muy cansado. Tienes tres exámenes la próxima semana y trabajas hasta tarde cada noche, y es normal sentirse así."},
+            "not_english",
+        ),
         ({"explanation": "I failed my exam and I feel terrible about it."}, "explanation_too_short"),
         ({"explanation": EXPLANATION + " I feel awful." * 40}, "explanation_too_long"),
         ({"response": "That sounds hard, you poor thing, really."}, "response_too_short"),
-        ({"explanation": "Ana has three exams next week and a pile of unfinished homework. She stays up until 3 a.m. and still feels like she is falling behind."}, "not_first_person"),
-        ({"response": "That sounds exhausting. Staying up that late with three exams coming would wear anyone down, and feeling behind is understandable."}, "not_second_person"),
+        (
+            {
+                "explanation": "Ana has three exams next week and a pile of unfinished homework. She stays up until 3 a.m. and still feels like she is falling behind."
+            },
+            "not_first_person",
+        ),
+        (
+            {"response": "That sounds exhausting. Staying up that late with three exams coming would wear anyone down, and feeling behind is understandable."},
+            "not_second_person",
+        ),
         ({"response": "You said: " + EXPLANATION}, "copied_explanation"),
         ({"response": "You are strong. " + "You can do this and you will be fine. " * 6}, "repetition"),
         ({"explanation": EXPLANATION + " I have been having a lot of trouble sleeping and " * 8}, "repetition"),
@@ -134,8 +144,7 @@ def test_every_reason_is_declared_and_an_undeclared_one_is_an_error():
 
 
 CRISIS_EXPLANATION = (
-    "I have been thinking about suicide lately. My exams are piling up, I stay up every night, and I feel like "
-    "nothing I do will ever be enough for my parents."
+    "I have been thinking about suicide lately. My exams are piling up, I stay up every night, and I feel like nothing I do will ever be enough for my parents."
 )
 
 
@@ -147,7 +156,9 @@ def test_crisis_policy(policy):
         assert drop is None and out["crisis"] is True
     else:
         assert drop.reason == "crisis_excluded"
-    assert verdict(record(scenario="I want to kill myself"), params)[1] == (None if policy == "flag" else F.Drop("crisis_excluded", "self-harm or suicide in scenario or explanation"))
+    assert verdict(record(scenario="I want to kill myself"), params)[1] == (
+        None if policy == "flag" else F.Drop("crisis_excluded", "self-harm or suicide in scenario or explanation")
+    )
     assert verdict(record(), params)[0]["crisis"] is False
 
 
@@ -190,7 +201,9 @@ def test_pii_types_param_limits_what_is_scrubbed():
 
 
 def test_pii_policy_drop_names_fields_and_types_never_values():
-    rec = record(scenario="call me on +44 7911 123456", explanation=EXPLANATION + " Email me at sam@mail.com.", response=RESPONSE + " Call 555-123-4567 anytime.")
+    rec = record(
+        scenario="call me on +44 7911 123456", explanation=EXPLANATION + " Email me at sam@mail.com.", response=RESPONSE + " Call 555-123-4567 anytime."
+    )
     _, drop = verdict(rec, PARAMS.model_copy(update={"pii_policy": "drop"}))
     assert drop.reason == "pii" and drop.detail == "scenario: phone; explanation: email; response: phone"
     assert drop.pii_found == (("email", 1), ("phone", 2))
@@ -224,13 +237,21 @@ def test_filter_pairs_output_fields_and_metrics():
     result = F.filter_pairs(recs, PARAMS.model_copy(update={"pii_policy": "drop"}))
     kept, rejected, metrics = result.kept, result.rejected, result.metrics()
     assert [r["id"] for r in kept] == ["sad-1-s0"]
-    assert [(r["id"], r["reason"], r["detail"]) for r in rejected[1:]] == [("sad-2-s0", "pii", "response: email, handle"), ("sad-3-s0", "pii", "scenario: address")]
+    assert [(r["id"], r["reason"], r["detail"]) for r in rejected[1:]] == [
+        ("sad-2-s0", "pii", "response: email, handle"),
+        ("sad-3-s0", "pii", "scenario: address"),
+    ]
     assert {k: v for k, v in metrics["pii_dropped_by_type"].items() if v} == {"email": 2, "handle": 1, "address": 1}
     assert metrics["rejected"]["pii"] == 2 and metrics["pii_scrubbed"] == 0
 
 
 def test_merge_and_funnel():
-    merged = F.merge_rejections([[{"id": "sad-10-s0", "stage": "dedup"}, {"id": "sad-2-s1", "stage": "dedup"}], [{"id": "sad-2-s1", "stage": "filter"}, {"id": "sad-9", "stage": "filter"}]])
+    merged = F.merge_rejections(
+        [
+            [{"id": "sad-10-s0", "stage": "dedup"}, {"id": "sad-2-s1", "stage": "dedup"}],
+            [{"id": "sad-2-s1", "stage": "filter"}, {"id": "sad-9", "stage": "filter"}],
+        ]
+    )
     assert [(r["id"], r["stage"]) for r in merged] == [("sad-2-s1", "dedup"), ("sad-2-s1", "filter"), ("sad-9", "filter"), ("sad-10-s0", "dedup")]
     funnel = F.retention_funnel({"scenarios": 4, "stories": 8, "pairs": 6, "final": 0})
     assert funnel == {
@@ -269,11 +290,24 @@ def test_stage_merges_every_rejection_and_counts_the_funnel(tmp_path, monkeypatc
     ]
     metrics = json.loads(open("metrics/filter.json").read())
     assert metrics["funnel"]["steps"] == ["scenarios", "stories", "stories_dedup", "explanations", "pairs", "aligned", "scored", "final"]
-    assert metrics["funnel"]["counts"] == {"scenarios": 2, "stories": 4, "stories_dedup": 3, "explanations": 3, "pairs": 3, "aligned": 2, "scored": 2, "final": 1}
+    assert metrics["funnel"]["counts"] == {
+        "scenarios": 2,
+        "stories": 4,
+        "stories_dedup": 3,
+        "explanations": 3,
+        "pairs": 3,
+        "aligned": 2,
+        "scored": 2,
+        "final": 1,
+    }
     assert metrics["rejected_by_stage"] == {"align": 1, "dedup": 1, "filter": 1}
     funnel_plot = open("metrics/plots/funnel.csv").read().splitlines()  # dvc plots funnel, in pipeline order
     assert funnel_plot == ["step,records", "scenarios,2", "stories,4", "stories_dedup,3", "explanations,3", "pairs,3", "aligned,2", "scored,2", "final,1"]
-    assert open("metrics/plots/rejections.csv").read().splitlines()[1:] == ["align: near_duplicate,align,near_duplicate,1", "dedup: exact_duplicate,dedup,exact_duplicate,1", "filter: truncated,filter,truncated,1"]
+    assert open("metrics/plots/rejections.csv").read().splitlines()[1:] == [
+        "align: near_duplicate,align,near_duplicate,1",
+        "dedup: exact_duplicate,dedup,exact_duplicate,1",
+        "filter: truncated,filter,truncated,1",
+    ]
 
     write_jsonl(data / "scored.jsonl", [{k: v for k, v in record().items() if k != "response_finish_reason"}])
     with pytest.raises(SystemExit) as exit_:
@@ -291,7 +325,10 @@ def test_stage_scrubs_pii_counts_it_and_rebuilds_the_same_bytes(tmp_path, monkey
         write_jsonl(tmp_path / f"data/{name}.jsonl", [{"id": "x"}])
     for name in ("brainstorm", "dedup", "rewrite", "respond", "align"):
         write_jsonl(tmp_path / f"data/rejected/{name}.jsonl", [])
-    write_jsonl(tmp_path / "data/scored.jsonl", [record(scenario="my ex keeps calling 07911 123456", response=RESPONSE + " Or text 988, or reach me at ana.k@mail.com.")])
+    write_jsonl(
+        tmp_path / "data/scored.jsonl",
+        [record(scenario="my ex keeps calling 07911 123456", response=RESPONSE + " Or text 988, or reach me at ana.k@mail.com.")],
+    )
     stage.main(stage_argv("filter"))
     outputs = [Path(p).read_bytes() for p in ("data/corpus/synthempathy.jsonl", "metrics/filter.json")]
     (corpus,) = [json.loads(line) for line in open("data/corpus/synthempathy.jsonl")]

@@ -6,7 +6,18 @@ import json
 import pytest
 
 from synthempathy.export import chat_messages
-from synthempathy.finetune import IGNORE_INDEX, batch_schedule, collate, encode_example, load_base, planned_steps, prompt_text, save_adapter, select_device, train_lora
+from synthempathy.finetune import (
+    IGNORE_INDEX,
+    batch_schedule,
+    collate,
+    encode_example,
+    load_base,
+    planned_steps,
+    prompt_text,
+    save_adapter,
+    select_device,
+    train_lora,
+)
 from synthempathy.params import FinetuneParams
 
 SITUATION = "My landlord is raising the rent again and I don't know how I'll keep up with bills this month."

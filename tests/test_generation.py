@@ -1,7 +1,6 @@
 """Generation steps and the cached generator, with the real embedded model and tiny params."""
 
 import pytest
-
 from helpers import TINY_MODEL, CrashAfter
 
 from synthempathy.errors import InputError
@@ -31,8 +30,6 @@ def backend():
 
 def story_requests(n_stories=2):
     return build_requests(expand_scenarios(SCENARIOS, n_stories), load_prompt("brainstorm"), TINY_SAMPLING, 2025, "brainstorm")
-
-
 
 
 def test_expand_and_requests_have_stable_ids_and_seeds():
@@ -147,6 +144,7 @@ def test_growth_decodes_only_new_requests_and_boundary_shards(tmp_path):
     assert decoded(cache, 52, 4)[0] == 0  # a rerun decodes nothing
 
     by_id = LLMCache(tmp_path / "by-id")
+
     def by_id_order(records, seed):
         return records  # expand_scenarios' order: scenario-major
 

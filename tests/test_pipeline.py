@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import make_repo, repo_env, run, stage_argv
 
 SAD_HEADER = "sID,sentence,is_stressor,top_label,avg_severity\n"
@@ -49,7 +48,9 @@ def test_second_repro_is_a_no_op(reproduced):
 def test_killed_brainstorm_resumes_to_identical_outputs(reproduced, tmp_path):
     repo = make_repo(tmp_path)
     cache = repo / ".cache/llm/completions.sqlite3"
-    proc = subprocess.Popen(["dvc", "repro", "brainstorm"], cwd=repo, env=repo_env(repo), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["dvc", "repro", "brainstorm"], cwd=repo, env=repo_env(repo), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline:  # kill once a few calls are done, well before the stage ends
         try:
@@ -75,7 +76,10 @@ def test_killed_brainstorm_resumes_to_identical_outputs(reproduced, tmp_path):
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_bytes(b""), "SAD_v1.csv: file is empty"),
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").unlink(), "SAD_v1.csv: seed file not found"),
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_bytes(b"sID,sentence\n1,x\n"), "missing column"),
-        (lambda repo: (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("n_per_category: 1", "n_per_category: -3")), "scenarios.n_per_category"),
+        (
+            lambda repo: (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("n_per_category: 1", "n_per_category: -3")),
+            "scenarios.n_per_category",
+        ),
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_text(SAD_HEADER + "1,calm day,0,Work,1\n"), "SAD_v1.csv: no row with is_stressor == 1"),
         (lambda repo: (repo / "data/seeds/SAD_v1.csv").write_text(SAD_HEADER + "1,rent is due,yes,Work,5\n"), "SAD_v1.csv:2: is_stressor 'yes' is not 0 or 1"),
     ],
@@ -92,7 +96,10 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, break_it, fragment):
 @pytest.mark.parametrize(
     "break_it, fragment",
     [
-        (lambda repo: (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("path: default", "path: models/nope.gguf")), "model.path=models/nope.gguf: file not found"),
+        (
+            lambda repo: (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("path: default", "path: models/nope.gguf")),
+            "model.path=models/nope.gguf: file not found",
+        ),
         (lambda repo: (repo / "prompts/brainstorm.yaml").write_text("user: |\n  Write a story\n bad: [indent\n"), "prompts/brainstorm.yaml: not valid YAML"),
     ],
 )

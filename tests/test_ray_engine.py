@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_batched import make_requests as batched_requests
-
 from helpers import TINY_MODEL, stage_argv
+from test_batched import make_requests as batched_requests
 
 from synthempathy.errors import StageFailure
 from synthempathy.llm.cache import LLMCache
@@ -165,7 +164,9 @@ def test_generator_sends_only_misses_to_the_engine_and_records_workers(tmp_path)
 def test_engine_params_are_validated_and_stay_out_of_the_cache_key():
     params = load_params()
     assert params.generation.engine == "local"  # the shipped default keeps the committed outputs
-    ray_params = params.model_copy(update={"generation": params.generation.model_copy(update={"engine": "ray", "workers": 8, "ray_address": "ray://head:10001", "max_retries": 5})})
+    ray_params = params.model_copy(
+        update={"generation": params.generation.model_copy(update={"engine": "ray", "workers": 8, "ray_address": "ray://head:10001", "max_retries": 5})}
+    )
     assert model_fingerprint(params, "abc") == model_fingerprint(ray_params, "abc")
     for bad in ({"engine": "spark"}, {"workers": 0}, {"ray_address": "somewhere"}, {"max_retries": -1}):
         with pytest.raises(ValueError):

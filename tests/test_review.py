@@ -8,7 +8,6 @@ from synthempathy.params import load_params
 from synthempathy.records import scenario_id_of
 from synthempathy.review import CRISIS_MARK, extremes, latest_records, rejection_examples, review_sheet, sample
 
-
 PII = load_params(Path(__file__).resolve().parents[1] / "params.yaml").filter.pii
 
 

@@ -148,7 +148,9 @@ def test_slow_grid_search_runs_four_experiments_ranks_and_applies(tmp_path):
     for cmd in (["dvc", "repro", "train_scorer"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "scorer"]):
         subprocess.run(cmd, cwd=repo, env=dvc_env, check=True, capture_output=True)
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "scripts/sampling_search.py", "--apply", "--extra", *TINY_EXTRA], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "scripts/sampling_search.py", "--apply", "--extra", *TINY_EXTRA], cwd=repo, env=env, capture_output=True, text=True, timeout=900
+    )
     print(f"grid of 4 experiments: {time.monotonic() - start:.0f} s")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = (repo / "metrics/sampling_search.md").read_text()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 
 def normalise(text: str) -> str:
@@ -11,10 +11,10 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def find_exact_duplicates(texts: Sequence[str]) -> list[Optional[int]]:
+def find_exact_duplicates(texts: Sequence[str]) -> list[int | None]:
     """For each text, the index of the first earlier text equal after normalisation, else None."""
     first: dict[bytes, int] = {}
-    out: list[Optional[int]] = []
+    out: list[int | None] = []
     for i, text in enumerate(texts):
         digest = hashlib.sha256(normalise(text).encode("utf-8")).digest()
         out.append(first.get(digest))

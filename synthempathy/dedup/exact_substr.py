@@ -9,8 +9,8 @@ finds every pair without comparing texts pairwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from pydivsufsort import divsufsort, kasai
@@ -25,7 +25,7 @@ class ExactSubstrConfig:
     dup_length_threshold: int  # bytes of normalised UTF-8 text; Lee et al. use 50 tokens
 
 
-def find_substr_duplicates(texts: Sequence[str], config: ExactSubstrConfig) -> list[Optional[int]]:
+def find_substr_duplicates(texts: Sequence[str], config: ExactSubstrConfig) -> list[int | None]:
     """For each text, the earliest earlier text sharing >= threshold bytes with it, else None."""
     n_texts = len(texts)
     if n_texts < 2:

@@ -10,7 +10,6 @@ never n × n, and each product is one BLAS call. Decisions use cosines rounded t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -31,9 +30,7 @@ class NearDuplicates:
     nearest: np.ndarray  # float64 per row: rounded max cosine to ANY earlier row, NaN for row 0
 
 
-def find_near_duplicates(
-    embeddings: np.ndarray, config: NearDuplicateConfig, eligible: Optional[np.ndarray] = None, progress: bool = False
-) -> NearDuplicates:
+def find_near_duplicates(embeddings: np.ndarray, config: NearDuplicateConfig, eligible: np.ndarray | None = None, progress: bool = False) -> NearDuplicates:
     """Greedy near-duplicate removal over unit-norm rows, in row order.
 
     Rows with ``eligible`` False (dropped upstream) are neither judged nor able to absorb a

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from synthempathy.dedup.exact_hash import find_exact_duplicates
 from synthempathy.dedup.exact_substr import ExactSubstrConfig, find_substr_duplicates

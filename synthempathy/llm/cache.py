@@ -10,11 +10,9 @@ import hashlib
 import json
 import sqlite3
 from pathlib import Path
-from typing import Optional
 
 from synthempathy.llm.types import Completion, Request
 from synthempathy.paths import cache_root
-
 
 
 def cache_key(model_fingerprint: dict, request: Request) -> str:
@@ -34,15 +32,12 @@ class LLMCache:
         # completion would cap the driver at ~100 completions/s, below a fleet of inference servers.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, text TEXT, prompt_tokens INT,"
-            " completion_tokens INT, finish_reason TEXT)"
+            "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, text TEXT, prompt_tokens INT, completion_tokens INT, finish_reason TEXT)"
         )
         self._db.commit()
 
-    def get(self, key: str, request_id: str) -> Optional[Completion]:
-        row = self._db.execute(
-            "SELECT text, prompt_tokens, completion_tokens, finish_reason FROM completions WHERE key = ?", (key,)
-        ).fetchone()
+    def get(self, key: str, request_id: str) -> Completion | None:
+        row = self._db.execute("SELECT text, prompt_tokens, completion_tokens, finish_reason FROM completions WHERE key = ?", (key,)).fetchone()
         return Completion(request_id, *row) if row else None
 
     def put(self, key: str, completion: Completion) -> None:

@@ -24,8 +24,9 @@ import logging
 import os
 import socket
 from collections import deque
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Hashable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 from synthempathy.errors import InputError, StageFailure
 from synthempathy.llm.types import Backend, Completion, Request
@@ -224,13 +225,21 @@ class RayEngine:
         try:
             self._started_ray = connect(self._address, self.workers * self._model.n_threads)
         except ConnectionError as exc:
-            raise StageFailure(f"generation.ray_address={self._address}: cannot reach a Ray cluster ({exc}); start one (ray start --head) or set ray_address: local") from None
+            raise StageFailure(
+                f"generation.ray_address={self._address}: cannot reach a Ray cluster ({exc}); start one (ray start --head) or set ray_address: local"
+            ) from None
         cluster = ray.cluster_resources()
         options = actor_options(self._model, cluster.get("GPU", 0))
         log.info("ray: starting %d workers with %s on a cluster with %s", self.workers, options, cluster)
         for resource, key in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
             if self.workers * options[resource] > cluster.get(key, 0):
-                log.warning("ray: %d workers need %g %s, the cluster has %g: some wait until it grows", self.workers, self.workers * options[resource], key, cluster.get(key, 0))
+                log.warning(
+                    "ray: %d workers need %g %s, the cluster has %g: some wait until it grows",
+                    self.workers,
+                    self.workers * options[resource],
+                    key,
+                    cluster.get(key, 0),
+                )
         self.pool = RayPool(self._factory, options, self.workers)
         for slot, where in enumerate(self.pool.ready(self._max_retries)):
             log.info("ray: worker-%d ready on %s", slot, where)

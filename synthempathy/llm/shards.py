@@ -20,8 +20,8 @@ step. So the request list is cut into shards, each decoded in isolation (one bac
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Sequence
 
 
 @dataclass(frozen=True)

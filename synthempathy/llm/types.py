@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True)
