@@ -64,7 +64,7 @@ $(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.deps-installed
 	touch $@
 
 # llama.cpp's OpenAI-compatible server for params.yaml's model on 127.0.0.1, in the foreground, for
-# generation.engine: openai (README: "Inference servers"); e.g. make serve SERVE_ARGS="--slots 4".
+# generation.engine: openai (docs/servers.md); e.g. make serve SERVE_ARGS="--slots 4".
 serve: setup llama-tools
 	$(BIN)/python -m synthempathy.llm.serve $(SERVE_ARGS)
 
@@ -95,11 +95,11 @@ bench: setup setup-ray llama-tools
 
 # The paper's setup on a CUDA machine, one prepared run (sized for < 10 min on one H200): a Mistral-7B-shaped
 # Q4_K_M GGUF, the pipeline vs llama-batched-bench at batch 1-64, paper-scale hours; writes
-# benchmarks/results/gpu.md. README: "Running the paper's setup on a GPU".
+# benchmarks/results/gpu.md. See docs/gpu.md.
 gpu-check: setup llama-tools
 	$(BIN)/python -m benchmarks.gpu_check
 
-# Brainstorm temperature x top_p grid as DVC experiments (README: "Choosing brainstorm sampling");
+# Brainstorm temperature x top_p grid as DVC experiments (docs/sampling.md);
 # e.g. make sampling-search SEARCH_ARGS="--apply --extra -S scenarios.n_per_category=2"
 sampling-search: setup
 	$(BIN)/python scripts/sampling_search.py $(SEARCH_ARGS)

@@ -123,14 +123,22 @@ def bare_single_stream(llm: llama_cpp.Llama, requests: Sequence[Request]) -> Rat
 
 
 def pipeline(params: Params, batch_size: int, requests: Sequence[Request], cache_dir: Path) -> Rate:
-    """The stages' own path (open_generator: backend, SQLite cache, tqdm), empty cache; a first
-    one-token request loads the model outside the timing."""
+    """The stages' own path (open_generator: backend, SQLite cache, tqdm), empty cache."""
     params = params.model_copy(update={"generation": params.generation.model_copy(update={"batch_size": batch_size, "engine": "local"})})
+    return timed_generation(params, requests, cache_dir, f"pipeline batch {batch_size}")
+
+
+def timed_generation(params: Params, requests: Sequence[Request], cache_dir: Path, desc: str, warm: Sequence[Request] | None = None) -> Rate:
+    """open_generator(params).generate(requests) on the empty cache ``cache_dir``, timed. The
+    ``warm`` requests (default: one one-token request) load the model outside the timing."""
     generator = open_generator(params, LLMCache(cache_dir))
-    generator.generate([warm_up(requests[0])], desc="load")
-    clock = Clock()
-    with clock.timing():
-        completions = generator.generate(requests, desc=f"pipeline batch {batch_size}")
+    try:
+        generator.generate(warm or [warm_up(requests[0])], desc="load")
+        clock = Clock()
+        with clock.timing():
+            completions = generator.generate(requests, desc=desc)
+    finally:
+        generator.close()
     at_length = sum(c.finish_reason == "length" for c in completions) / len(completions)
     return Rate(sum(c.completion_tokens for c in completions), clock.wall, clock.cpu, at_length)
 

@@ -21,10 +21,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.bench_generation import Clock, Rate, benchmark_requests, warm_up
+from benchmarks.bench_generation import Rate, benchmark_requests, timed_generation, warm_up
 from benchmarks.common import busy, header, llm_arguments, table, write_result
-from synthempathy.llm.cache import LLMCache
-from synthempathy.llm.runtime import open_generator
 from synthempathy.llm.types import Request
 from synthempathy.params import Params, load_params
 
@@ -62,21 +60,11 @@ def setups(threads: int, wide: bool = True) -> list[Setup]:
 
 
 def run(params: Params, setup: Setup, batch_size: int, requests: Sequence[Request], cache_dir: Path) -> Rate:
-    """open_generator(...).generate on an empty cache; workers load and decode a one-token request
-    each before the timing."""
+    """Empty cache; every worker loads and decodes a one-token request before the timing."""
     generation = params.generation.model_copy(update={"batch_size": batch_size, "engine": setup.engine, "workers": setup.workers, "ray_address": "local"})
     model = params.model.model_copy(update={"n_threads": setup.threads})
-    generator = open_generator(params.model_copy(update={"generation": generation, "model": model}), LLMCache(cache_dir))
-    try:
-        warm = [dataclasses.replace(warm_up(requests[0]), id=f"warm-up-{i}", seed=i) for i in range(setup.workers)]
-        generator.generate(warm, desc="load")
-        clock = Clock()
-        with clock.timing():
-            completions = generator.generate(requests, desc=f"{setup.name} batch {batch_size}")
-    finally:
-        generator.close()
-    at_length = sum(c.finish_reason == "length" for c in completions) / len(completions)
-    return Rate(sum(c.completion_tokens for c in completions), clock.wall, clock.cpu, at_length)
+    warm = [dataclasses.replace(warm_up(requests[0]), id=f"warm-up-{i}", seed=i) for i in range(setup.workers)]
+    return timed_generation(params.model_copy(update={"generation": generation, "model": model}), requests, cache_dir, f"{setup.name} batch {batch_size}", warm)
 
 
 def measure(params: Params, config: Config, rounds: int, threads: int, wide: bool) -> Iterator[dict[str, Rate]]:

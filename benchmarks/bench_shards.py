@@ -22,10 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.bench_generation import Clock, Rate, benchmark_requests, best, warm_up
+from benchmarks.bench_generation import Rate, benchmark_requests, best, timed_generation
 from benchmarks.common import busy, header, llm_arguments, table, write_result
-from synthempathy.llm.cache import LLMCache
-from synthempathy.llm.runtime import open_generator
 from synthempathy.llm.shards import ShardPlan
 from synthempathy.llm.types import Request
 from synthempathy.params import Params, load_params
@@ -50,16 +48,7 @@ def expected_redo(sizes: Sequence[int]) -> float:
 
 def run(params: Params, batch_size: int, shard_batches: int, requests: Sequence[Request], cache_dir: Path) -> Rate:
     generation = params.generation.model_copy(update={"batch_size": batch_size, "shard_batches": shard_batches, "engine": "local"})
-    generator = open_generator(params.model_copy(update={"generation": generation}), LLMCache(cache_dir))
-    try:
-        generator.generate([warm_up(requests[0])], desc="load")
-        clock = Clock()
-        with clock.timing():
-            completions = generator.generate(requests, desc=f"shard_batches {shard_batches}")
-    finally:
-        generator.close()
-    at_length = sum(c.finish_reason == "length" for c in completions) / len(completions)
-    return Rate(sum(c.completion_tokens for c in completions), clock.wall, clock.cpu, at_length)
+    return timed_generation(params.model_copy(update={"generation": generation}), requests, cache_dir, f"shard_batches {shard_batches}")
 
 
 def main() -> None:

@@ -225,7 +225,8 @@ def dataset_card(
         + _table(["mechanism", "accuracy", "macro-F1", "majority-class macro-F1"], [[m.upper(), *scorer_rows[m]] for m in MECHANISMS[:3]]),
         "## How it was made\n\n"
         f"SAD stressors ({params.scenarios.n_per_category} per category, seed {params.seed}) -> brainstormed stories "
-        "-> near-duplicate removal -> first-person explanations -> empathetic responses -> embedding alignment "
+        "-> exact and ExactSubstr (suffix-array) dedup -> first-person explanations -> empathetic responses "
+        "-> embedding alignment and near-duplicate removal "
         f"-> EPITOME scoring -> rule filters. Generation model: `{model_name}` (`{_model_param(params)}`).\n\n"
         + _table(
             ["step", "temperature", "top_p", "max_tokens", "repeat_penalty"],

@@ -17,7 +17,7 @@ yields completions as they arrive:
   at once with one line naming the endpoint.
 
 The server batches concurrent requests as it likes, so the same request may come back with
-different text on another run (README: "Inference servers"): the cache, keyed by the served
+different text on another run (docs/servers.md): the cache, keyed by the served
 model and its revision, is what makes a corpus version rebuild byte for byte.
 """
 
