@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray setup-browser llama-tools serve repro lint test test-slow bench gpu-check sampling-search scorer-cv plots clean-venv
+.PHONY: setup setup-ray setup-browser llama-tools serve repro lint test test-slow bench gpu-check sampling-search scorer-cv plots cache-export cache-import clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -112,6 +112,15 @@ plots: setup
 # too slow for dvc repro). E.g. make scorer-cv SCORER_CV_ARGS="--max-posts 400 --folds 3" for a quick look.
 scorer-cv: setup
 	nice -n 10 $(BIN)/python scripts/scorer_cv.py $(SCORER_CV_ARGS)
+
+# The LLM completion cache as one checked archive (README "Sharing a corpus version"): a teammate who
+# pulled this version imports it and only new LLM calls run. make cache-import FILE=llm-cache.tar.gz
+cache-export: setup
+	$(BIN)/python -m synthempathy.cache_archive export $(or $(FILE),llm-cache.tar.gz)
+
+cache-import: setup
+	@test -n "$(FILE)" || { echo "error: make cache-import needs FILE=<archive made by make cache-export>" >&2; exit 2; }
+	$(BIN)/python -m synthempathy.cache_archive import $(FILE)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,11 +3,15 @@ the repo, no credentials): push from a reproduced repo, clone it, pull, and the 
 the ones dvc.lock names."""
 
 import hashlib
+import json
 import shutil
 import subprocess
+import tarfile
 
 import yaml
 from helpers import run
+
+from synthempathy.llm.cache import LLMCache
 
 
 def lock_files(repo):
@@ -44,3 +48,50 @@ def test_push_without_a_default_remote_names_the_fix(reproduced, tmp_path):
     run(["dvc", "remote", "default", "--unset"], source)
     pushed = run(["dvc", "push"], source)
     assert pushed.returncode != 0 and "no remote specified" in pushed.stderr and "dvc remote default <remote name>" in pushed.stderr, pushed.stderr
+
+
+def committed_copy(reproduced, dest):
+    """A copy of the reproduced repo (its LLM cache included) with dvc.lock and the outputs committed."""
+    shutil.copytree(reproduced, dest, symlinks=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "corpus"], cwd=dest, check=True)
+    return dest
+
+
+def test_imported_cache_makes_only_the_new_calls(reproduced, tmp_path):
+    """A teammate pulls a version and its exported LLM cache, raises brainstorm.n_stories by one:
+    only the new story per scenario is generated, every old call is a cache hit."""
+    source = committed_copy(reproduced, tmp_path / "source")
+    assert run(["dvc", "push"], source).returncode == 0
+    archive = tmp_path / "llm-cache.tar.gz"
+    exported = run(["python", "-m", "synthempathy.cache_archive", "export", str(archive)], source)
+    assert exported.returncode == 0 and archive.is_file(), exported.stderr[-2000:]
+
+    subprocess.run(["git", "clone", "-q", str(source), str(tmp_path / "clone")], check=True)
+    clone = tmp_path / "clone"
+    assert run(["dvc", "pull"], clone).returncode == 0
+    assert not (clone / ".cache").exists()
+    imported = run(["python", "-m", "synthempathy.cache_archive", "import", str(archive)], clone)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    n_rows = json.loads(tarfile.open(archive).extractfile("manifest.json").read())["rows"]
+    assert f"imported {n_rows} of {n_rows} completions" in imported.stdout, imported.stdout
+
+    old = yaml.safe_load((clone / "params.yaml").read_text())["brainstorm"]["n_stories"]
+    repro = run(["dvc", "exp", "run", "-S", f"brainstorm.n_stories={old + 1}", "brainstorm"], clone)  # README's command, one stage
+    assert repro.returncode == 0, repro.stderr[-3000:]
+    n_scenarios = len((clone / "data" / "scenarios.jsonl").read_text().splitlines())
+    log = json.loads((clone / "logs" / "brainstorm.json").read_text())
+    assert (log["requests"], log["generated"], log["cached"], log["recomputed"]) == (n_scenarios * (old + 1), n_scenarios, n_scenarios * old, 0), log
+
+
+def test_cache_archive_of_another_model_is_refused(reproduced, tmp_path):
+    source = committed_copy(reproduced, tmp_path / "source")
+    archive = tmp_path / "llm-cache.tar.gz"
+    assert run(["python", "-m", "synthempathy.cache_archive", "export", str(archive)], source).returncode == 0
+    params = yaml.safe_load((source / "params.yaml").read_text())
+    params["generation"]["batch_size"] = 4  # another cache key: none of the archive's rows could be a hit
+    (source / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.rmtree(source / ".cache" / "llm")
+    imported = run(["python", "-m", "synthempathy.cache_archive", "import", str(archive)], source)
+    assert imported.returncode == 2, imported.stdout
+    assert imported.stderr.count("\n") == 1 and f"error: {archive}: made for another model (batch_size 8 in the archive vs 4 here)" in imported.stderr
+    assert LLMCache(source / ".cache" / "llm").count() == 0  # nothing half-written
