@@ -70,6 +70,13 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
     return CachedGenerator(engine, cache or LLMCache(), fingerprint, plan, prompter)
 
 
+def model_weights(params: Params) -> str:
+    """The generation model's weights as the dataset card and release tags name them."""
+    if params.generation.engine == "openai":
+        return params.generation.model_revision
+    return "sha256:" + file_sha256(resolve_model_path(params.model.path).resolve())
+
+
 def generation_model_name(params: Params) -> str:
     """The model that generates the corpus: the served model id, or the GGUF's file name."""
     if params.generation.engine == "openai":
