@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray setup-browser llama-tools serve repro lint test test-slow bench gpu-check sampling-search scorer-cv plots cache-export cache-import clean-venv
+.PHONY: setup setup-ray setup-browser llama-tools serve repro lint test test-slow bench gpu-check sampling-search scorer-cv plots cache-export cache-import release clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -121,6 +121,12 @@ cache-export: setup
 cache-import: setup
 	@test -n "$(FILE)" || { echo "error: make cache-import needs FILE=<archive made by make cache-export>" >&2; exit 2; }
 	$(BIN)/python -m synthempathy.cache_archive import $(FILE)
+
+# Release a corpus version (README "Sharing a corpus version"): refuses unless git and dvc status are
+# clean and the tag is new; pushes the outputs, then tags corpus-v$(VERSION). make release VERSION=0.1
+release: setup
+	@test -n "$(VERSION)" || { echo "error: make release needs VERSION=MAJOR.MINOR, e.g. make release VERSION=0.1" >&2; exit 2; }
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m synthempathy.release $(VERSION)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -95,3 +95,49 @@ def test_cache_archive_of_another_model_is_refused(reproduced, tmp_path):
     assert imported.returncode == 2, imported.stdout
     assert imported.stderr.count("\n") == 1 and f"error: {archive}: made for another model (batch_size 8 in the archive vs 4 here)" in imported.stderr
     assert LLMCache(source / ".cache" / "llm").count() == 0  # nothing half-written
+
+
+def test_release_tags_a_pushed_version_that_other_projects_get_and_import(reproduced, tmp_path, model_path):
+    source = committed_copy(reproduced, tmp_path / "source")
+    for key, value in (("user.name", "t"), ("user.email", "t@t")):
+        subprocess.run(["git", "config", key, value], cwd=source, check=True)
+    release = ["python", "-m", "synthempathy.release"]
+
+    (source / "README.md").write_text((source / "README.md").read_text() + "\nedited\n")
+    refused = run([*release, "0.1"], source)
+    assert (
+        refused.returncode == 2
+        and refused.stderr == "error: uncommitted changes (README.md); commit or stash them first: the tag must name what built the corpus\n"
+    )
+    subprocess.run(["git", "checkout", "--", "README.md"], cwd=source, check=True)
+
+    released = run([*release, "0.1"], source)
+    assert released.returncode == 0, released.stderr[-2000:]
+    message = subprocess.run(["git", "tag", "-l", "-n20", "corpus-v0.1"], cwd=source, capture_output=True, text=True, check=True).stdout
+    parquet_md5 = lock_files(source)["data/corpus/synthempathy.parquet"]
+    assert f"params.yaml sha256: {hashlib.sha256((source / 'params.yaml').read_bytes()).hexdigest()}" in message
+    assert f"model weights: sha256:{hashlib.sha256(model_path.read_bytes()).hexdigest()}" in message
+    assert f"data/corpus/synthempathy.parquet: {parquet_md5}" in message
+    assert run([*release, "0.1"], source).stderr == "error: tag corpus-v0.1 exists; pick a new VERSION (git tag -l 'corpus-v*' lists the released ones)\n"
+
+    shutil.rmtree(source / ".dvc" / "cache")  # what other projects fetch must come from the remote
+    got = run(["dvc", "get", str(source), "data/corpus/synthempathy.parquet", "--rev", "corpus-v0.1", "-o", "x.parquet"], tmp_path)
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert hashlib.md5((tmp_path / "x.parquet").read_bytes()).hexdigest() == parquet_md5
+
+    consumer = tmp_path / "consumer"
+    (consumer / "data").mkdir(parents=True)
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        assert run(cmd, consumer).returncode == 0
+    imported = run(["dvc", "import", str(source), "data/corpus/synthempathy.parquet", "--rev", "corpus-v0.1", "-o", "data/synthempathy.parquet"], consumer)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert hashlib.md5((consumer / "data/synthempathy.parquet").read_bytes()).hexdigest() == parquet_md5
+    tag_commit = subprocess.run(["git", "rev-parse", "corpus-v0.1^{commit}"], cwd=source, capture_output=True, text=True, check=True).stdout.strip()
+    assert yaml.safe_load((consumer / "data/synthempathy.parquet.dvc").read_text())["deps"][0]["repo"]["rev_lock"] == tag_commit
+
+    params = yaml.safe_load((source / "params.yaml").read_text())
+    params["brainstorm"]["max_tokens"] += 1
+    (source / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "commit", "-qam", "params changed, not reproduced"], cwd=source, check=True)
+    stale = run([*release, "0.2"], source)
+    assert stale.returncode == 2 and stale.stderr.startswith("error: dvc status is not clean (") and "run dvc repro and commit dvc.lock first" in stale.stderr
