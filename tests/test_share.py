@@ -1,15 +1,21 @@
-"""Sharing a corpus version through the repo's default DVC remote (.dvc/config: a directory beside
-the repo, no credentials): push from a reproduced repo, clone it, pull, and the clone's outputs are
-the ones dvc.lock names."""
+"""Sharing a corpus version through DVC remotes (.dvc/config's default: a directory beside the
+repo, no credentials; and S3, against moto's server): push from a reproduced repo, clone, pull, and
+the clone's outputs are the ones dvc.lock names. Also releases (tags that `dvc get`/`dvc import`
+fetch), the LLM cache archive that lets a clone extend a version, and bad remotes."""
 
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import tarfile
+import time
 
+import boto3
+import botocore.exceptions
+import pytest
 import yaml
-from helpers import run
+from helpers import VENV_BIN, run
 
 from synthempathy.llm.cache import LLMCache
 
@@ -141,3 +147,108 @@ def test_release_tags_a_pushed_version_that_other_projects_get_and_import(reprod
     subprocess.run(["git", "commit", "-qam", "params changed, not reproduced"], cwd=source, check=True)
     stale = run([*release, "0.2"], source)
     assert stale.returncode == 2 and stale.stderr.startswith("error: dvc status is not clean (") and "run dvc repro and commit dvc.lock first" in stale.stderr
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """moto's S3 server (moto_server, requirements-moto.txt) as a real process on 127.0.0.1, with a
+    bucket; the AWS credentials DVC and boto3 read from the environment."""
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s3.create_bucket(Bucket="synthempathy")
+                break
+            except botocore.exceptions.EndpointConnectionError:
+                assert time.monotonic() < deadline and server.poll() is None, "moto_server did not start"
+                time.sleep(0.2)
+        yield endpoint, s3
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_s3_remote_round_trip(reproduced, tmp_path, s3_server):
+    """The README's switch to an S3 remote, against moto's S3 server: push, fresh clone, pull."""
+    endpoint, s3 = s3_server
+    source = committed_copy(reproduced, tmp_path / "source")
+    for cmd in (["dvc", "remote", "add", "-d", "s3remote", "s3://synthempathy/corpus"], ["dvc", "remote", "modify", "s3remote", "endpointurl", endpoint]):
+        assert run(cmd, source).returncode == 0
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "S3 remote"], cwd=source, check=True)
+    start = time.monotonic()
+    pushed = run(["dvc", "push"], source)
+    print(f"dvc push to moto S3: {time.monotonic() - start:.1f} s")
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="synthempathy", Prefix="corpus/")["Contents"]}
+    md5 = lock_files(source)["data/corpus/synthempathy.parquet"]
+    assert f"corpus/files/md5/{md5[:2]}/{md5[2:]}" in keys and not (tmp_path / "synthempathy-storage").exists()  # in the bucket only
+
+    subprocess.run(["git", "clone", "-q", str(source), str(tmp_path / "clone")], check=True)
+    clone = tmp_path / "clone"
+    start = time.monotonic()
+    pulled = run(["dvc", "pull"], clone)
+    print(f"dvc pull from moto S3: {time.monotonic() - start:.1f} s")
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    for path, md5 in lock_files(clone).items():
+        assert hashlib.md5((clone / path).read_bytes()).hexdigest() == md5, path
+    assert "up to date" in run(["dvc", "status"], clone).stdout
+
+
+def test_unreachable_or_missing_remote_is_one_line_naming_it(reproduced, tmp_path, monkeypatch):
+    source = committed_copy(reproduced, tmp_path / "source")
+    port = free_port()  # nothing listens there
+    for cmd in (
+        ["dvc", "remote", "add", "-d", "s3remote", "s3://synthempathy/corpus"],
+        ["dvc", "remote", "modify", "s3remote", "endpointurl", f"http://127.0.0.1:{port}"],
+    ):
+        assert run(cmd, source).returncode == 0
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))  # no ~/.aws either
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    pushed = run(["python", "-m", "synthempathy.remote", "push"], source)
+    assert pushed.returncode == 1 and pushed.stderr.count("\n") == 1, pushed.stderr
+    assert pushed.stderr.startswith(
+        f"error: dvc push: remote 's3remote' (s3://synthempathy/corpus at http://127.0.0.1:{port}): credentials missing or refused ("
+    )
+
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    pushed = run(["python", "-m", "synthempathy.remote", "push"], source)
+    assert pushed.returncode == 1 and pushed.stderr.count("\n") == 1, pushed.stderr
+    assert pushed.stderr.startswith(f"error: dvc push: remote 's3remote' (s3://synthempathy/corpus at http://127.0.0.1:{port}) is unreachable (")
+    assert "pick another remote: dvc remote default NAME" in pushed.stderr
+
+    run(["dvc", "remote", "default", "local"], source)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "remotes"], cwd=source, check=True)
+    subprocess.run(["git", "clone", "-q", str(source), str(tmp_path / "clone")], check=True)
+    storage = tmp_path / "synthempathy-storage"  # never pushed to: missing
+    pulled = run(["python", "-m", "synthempathy.remote", "pull"], tmp_path / "clone")
+    assert pulled.returncode == 1 and pulled.stderr == (
+        f"error: dvc pull: remote 'local' ({storage}) is missing: no directory {storage}; put the storage there or point the remote at it: "
+        "dvc remote modify local url PATH\n"
+    )
+    storage.mkdir()  # there, but empty: every file is missing
+    pulled = run(["python", "-m", "synthempathy.remote", "pull"], tmp_path / "clone")
+    assert pulled.returncode == 1 and pulled.stderr.count("\n") == 1, pulled.stderr
+    assert f"file(s) missing from remote 'local' ({storage}); push them from the repo that made them (make push)" in pulled.stderr
+    assert not (tmp_path / "clone" / "data" / "corpus" / "synthempathy.parquet").exists()  # nothing half-pulled
+
+    run(["dvc", "remote", "default", "--unset"], source)
+    none = run(["python", "-m", "synthempathy.remote", "push"], source)
+    assert (
+        none.returncode == 1
+        and none.stderr == "error: no default DVC remote (.dvc/config core.remote); add one: dvc remote add -d NAME URL (README: Sharing a corpus version)\n"
+    )
