@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray setup-browser llama-tools serve repro lint test test-slow bench gpu-check sampling-search scorer-cv plots clean-venv
+.PHONY: setup setup-ray setup-s3 setup-browser llama-tools serve repro lint test test-slow bench gpu-check sampling-search scorer-cv plots cache-export cache-import release push pull clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -63,6 +63,18 @@ $(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.deps-installed
 	$(BIN)/pip install --quiet -r requirements-ray.txt -c requirements.txt
 	touch $@
 
+# Optional DVC remote on S3 (README "Sharing a corpus version"). `make repro` does not need it; the tests
+# do, with moto's S3 server (requirements-moto.txt, test-only).
+setup-s3: setup $(VENV)/.s3-installed
+
+$(VENV)/.s3-installed: requirements-s3.txt $(VENV)/.deps-installed
+	$(BIN)/pip install --quiet -r requirements-s3.txt -c requirements.txt
+	touch $@
+
+$(VENV)/.moto-installed: requirements-moto.txt $(VENV)/.s3-installed
+	$(BIN)/pip install --quiet -r requirements-moto.txt -c requirements.txt -c requirements-s3.txt
+	touch $@
+
 # llama.cpp's OpenAI-compatible server for params.yaml's model on 127.0.0.1, in the foreground, for
 # generation.engine: openai (docs/servers.md); e.g. make serve SERVE_ARGS="--slots 4".
 serve: setup llama-tools
@@ -78,8 +90,8 @@ setup-browser:
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-# llama-tools: the openai engine's tests run real llama-server processes.
-test: setup setup-ray setup-browser llama-tools lint
+# llama-tools: the openai engine's tests run real llama-server processes; moto: the S3 round trip.
+test: setup setup-ray setup-s3 $(VENV)/.moto-installed setup-browser llama-tools lint
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -87,7 +99,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 # Also the slow tests: the sampling grid queued as real DVC experiments.
-test-slow: setup setup-ray setup-browser llama-tools
+test-slow: setup setup-ray setup-s3 $(VENV)/.moto-installed setup-browser llama-tools
 	SYNTHEMPATHY_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
 bench: setup setup-ray llama-tools
@@ -112,6 +124,25 @@ plots: setup
 # too slow for dvc repro). E.g. make scorer-cv SCORER_CV_ARGS="--max-posts 400 --folds 3" for a quick look.
 scorer-cv: setup
 	nice -n 10 $(BIN)/python scripts/scorer_cv.py $(SCORER_CV_ARGS)
+
+# dvc push / dvc pull with the default remote; a failure is one line naming the remote and the fix.
+push pull: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m synthempathy.remote $@
+
+# The LLM completion cache as one checked archive (README "Sharing a corpus version"): a teammate who
+# pulled this version imports it and only new LLM calls run. make cache-import FILE=llm-cache.tar.gz
+cache-export: setup
+	$(BIN)/python -m synthempathy.cache_archive export $(or $(FILE),llm-cache.tar.gz)
+
+cache-import: setup
+	@test -n "$(FILE)" || { echo "error: make cache-import needs FILE=<archive made by make cache-export>" >&2; exit 2; }
+	$(BIN)/python -m synthempathy.cache_archive import $(FILE)
+
+# Release a corpus version (README "Sharing a corpus version"): refuses unless git and dvc status are
+# clean and the tag is new; pushes the outputs, then tags corpus-v$(VERSION). make release VERSION=0.1
+release: setup
+	@test -n "$(VERSION)" || { echo "error: make release needs VERSION=MAJOR.MINOR, e.g. make release VERSION=0.1" >&2; exit 2; }
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m synthempathy.release $(VERSION)
 
 clean-venv:
 	rm -rf $(VENV)

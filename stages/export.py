@@ -5,10 +5,10 @@ import logging
 from pathlib import Path
 
 from synthempathy.errors import InputError, stage_main
-from synthempathy.export import MetricsFile, dataset_card, sft_records, write_parquet_atomic
+from synthempathy.export import MetricsFile, Provenance, dataset_card, sft_records, write_parquet_atomic
 from synthempathy.io import atomic_path, read_jsonl, write_jsonl_atomic
-from synthempathy.llm.runtime import generation_model_name
-from synthempathy.params import load_params
+from synthempathy.llm.runtime import generation_model_name, model_weights
+from synthempathy.params import load_params, params_sha256
 
 log = logging.getLogger("export")
 
@@ -24,7 +24,7 @@ def main(paths) -> None:
     params = load_params()
     corpus = read_jsonl(paths.corpus, required=("id", "category", "explanation", "response", "er", "ip", "ex", "empathy"))
     metrics = [read_metrics(path) for path in (paths.filter_metrics, paths.empathy_metrics, paths.scorer_metrics)]
-    card = dataset_card(corpus, *metrics, params, generation_model_name(params))
+    card = dataset_card(corpus, *metrics, params, Provenance(generation_model_name(params), model_weights(params), params_sha256()))
     write_jsonl_atomic(paths.sft, sft_records(corpus))
     write_parquet_atomic(paths.parquet, corpus)
     with atomic_path(paths.card) as tmp:

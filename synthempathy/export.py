@@ -22,6 +22,16 @@ from synthempathy.report import PAPER, length_stats
 from synthempathy.text import distinct_n
 
 MECHANISMS = ("er", "ip", "ex", "empathy")
+
+
+class Provenance(NamedTuple):
+    """What the card names so that a copy of the corpus can be traced to what generated it."""
+
+    model_name: str  # the GGUF's file name or the served model id
+    model_weights: str  # sha256:<the GGUF's sha256>, or generation.model_revision
+    params_sha256: str  # of params.yaml
+
+
 CRISIS_NOTE = {
     "flag": "Self-harm and suicide content is flagged (`crisis: true`), not removed: filter it for your use.",
     "exclude": "Pairs matching self-harm and suicide patterns were removed; the patterns can miss some.",
@@ -142,7 +152,7 @@ def pii_section(filter_metrics: MetricsFile, params: Params) -> str:
 
 
 def dataset_card(
-    corpus: Sequence[dict], filter_metrics: MetricsFile, empathy_metrics: MetricsFile, scorer_metrics: MetricsFile, params: Params, model_name: str
+    corpus: Sequence[dict], filter_metrics: MetricsFile, empathy_metrics: MetricsFile, scorer_metrics: MetricsFile, params: Params, provenance: Provenance
 ) -> str:
     """README.md of the corpus: what the files are, how they were made, licences, citation.
 
@@ -151,6 +161,7 @@ def dataset_card(
     card always describes the exported rows.
     """
     n = len(corpus)
+    model_name = provenance.model_name
     if _field(filter_metrics, "records_out") != n:
         raise InputError(f"{filter_metrics.path}: records_out differs from the corpus size {n}; rerun the filter stage (dvc repro)")
     counts = _field(filter_metrics, "funnel", "counts")
@@ -237,6 +248,13 @@ def dataset_card(
         + "\n\nFilter thresholds:\n\n"
         + _table(["param", "value"], [*_flatten(params.align.model_dump(), "align"), *_flatten(params.filter.model_dump(), "filter")])
         + ("\n\nRejected by the filter stage: " + ", ".join(f"{reason} {count}" for reason, count in rejected.items()) + "." if rejected else ""),
+        "## Version\n\n"
+        f"- Generation model weights: `{provenance.model_weights}`.\n"
+        f"- `params.yaml` sha256: `{provenance.params_sha256}`.\n\n"
+        "Released versions are git tags `corpus-vX.Y` of the pipeline repo, made by `make release`; each tag's "
+        "message names these two digests (`git tag -n20 -l 'corpus-v*'`), and "
+        "`dvc get <repo> data/corpus/synthempathy.parquet --rev corpus-vX.Y` fetches that version. The tag itself is "
+        "not written here, so that a rebuild gives this card byte for byte.",
         "## Licences\n\n"
         "- **SAD** (scenario seeds; the `scenario` field quotes it): MIT licence, copyright the SAD authors "
         "(Mauriello et al., CHI EA 2021).\n"

@@ -6,6 +6,7 @@ An unknown key or a value out of range is a one-line error that names the param 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -249,6 +250,11 @@ class Params(Section):
     evaluate: EvaluateParams
     report: ReportParams
     sampling_search: SamplingSearchParams
+
+
+def params_sha256(path: str | Path = PARAMS_FILE) -> str:
+    """sha256 of the params file's bytes: the dataset card and release tags name it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from synthempathy.errors import InputError
-from synthempathy.export import MetricsFile, dataset_card, sft_records, write_parquet_atomic
+from synthempathy.export import MetricsFile, Provenance, dataset_card, sft_records, write_parquet_atomic
 from synthempathy.io import write_jsonl_atomic
 from synthempathy.params import load_params
 from synthempathy.pii import PII_TYPES
@@ -38,6 +38,7 @@ def pair(i: int, category: str, **extra) -> dict:
     }
 
 
+PROVENANCE = Provenance("SmolLM2-135M-Instruct.Q4_1.gguf", "sha256:" + "b" * 64, "c" * 64)
 CORPUS = [pair(0, "School"), pair(1, "Work", crisis=True), pair(2, "School", note="only here")]
 FILTER = MetricsFile(
     "metrics/filter.json",
@@ -96,7 +97,7 @@ def test_parquet_round_trips_through_datasets_and_is_byte_stable(tmp_path, offli
 
 
 def test_dataset_card_describes_corpus_sources_and_licences():
-    card = dataset_card(CORPUS, FILTER, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    card = dataset_card(CORPUS, FILTER, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), PROVENANCE)
     assert card.startswith("---\n") and "path: synthempathy.parquet" in card
     assert "| School | 2 | 66.7% |" in card and "| Work | 1 | 33.3% |" in card
     assert "| 3 | 1 | 1 |" in card  # pairs, crisis-flagged, PII-scrubbed
@@ -108,6 +109,7 @@ def test_dataset_card_describes_corpus_sources_and_licences():
     assert "distinct-1 0.3" in card  # 15 of the 45 response words are distinct
     assert "| scenarios | 4 |\n| stories | 8 |\n| final | 3 |" in card  # pipeline order, not the file's sorted keys
     assert "refusal 2" in card and "pii 0" not in card
+    assert "- Generation model weights: `sha256:" + "b" * 64 + "`." in card and "- `params.yaml` sha256: `" + "c" * 64 + "`." in card
     for needle in ("MIT", "Mauriello", "Sharma", "arXiv:2502.17857", "Hirschberg", "Known limitations", "SmolLM2-135M-Instruct.Q4_1.gguf"):
         assert needle in card
 
@@ -115,9 +117,9 @@ def test_dataset_card_describes_corpus_sources_and_licences():
 def test_dataset_card_rejects_stale_metrics():
     stale = FILTER._replace(data={**FILTER.data, "records_out": 7})
     with pytest.raises(InputError, match="records_out"):
-        dataset_card(CORPUS, stale, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "model.gguf")
+        dataset_card(CORPUS, stale, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), PROVENANCE)
     no_pii_counts = FILTER._replace(data={k: v for k, v in FILTER.data.items() if k != "pii_scrubbed_by_type"})
     with pytest.raises(InputError, match="metrics/filter.json: no pii_scrubbed_by_type; rerun"):
-        dataset_card(CORPUS, no_pii_counts, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "model.gguf")
+        dataset_card(CORPUS, no_pii_counts, EMPATHY, SCORER, load_params(ROOT / "params.yaml"), PROVENANCE)
     with pytest.raises(InputError, match="metrics/filter.json: no funnel.counts"):
-        dataset_card(CORPUS, FILTER._replace(data={"records_out": 3}), EMPATHY, SCORER, load_params(ROOT / "params.yaml"), "model.gguf")
+        dataset_card(CORPUS, FILTER._replace(data={"records_out": 3}), EMPATHY, SCORER, load_params(ROOT / "params.yaml"), PROVENANCE)

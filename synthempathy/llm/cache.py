@@ -9,10 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from synthempathy.llm.types import Completion, Request
 from synthempathy.paths import cache_root
+
+# One row per completion; cache_archive.py exports and imports rows with these fields.
+COLUMNS = ("key", "text", "prompt_tokens", "completion_tokens", "finish_reason")
+
+
+def cache_dir() -> Path:
+    return cache_root() / "llm"
 
 
 def cache_key(model_fingerprint: dict, request: Request) -> str:
@@ -23,7 +31,7 @@ def cache_key(model_fingerprint: dict, request: Request) -> str:
 
 class LLMCache:
     def __init__(self, directory: str | Path | None = None) -> None:
-        directory = Path(directory) if directory is not None else cache_root() / "llm"
+        directory = Path(directory) if directory is not None else cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(directory / "completions.sqlite3", timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -46,6 +54,21 @@ class LLMCache:
             (key, completion.text, completion.prompt_tokens, completion.completion_tokens, completion.finish_reason),
         )
         self._db.commit()
+
+    def rows(self) -> Iterator[tuple]:
+        """Every row (``COLUMNS``), in key order."""
+        yield from self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM completions ORDER BY key")
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+
+    def insert_new(self, rows: Iterable[tuple]) -> int:
+        """Add the rows whose key is not cached yet, in one transaction: if ``rows`` raises midway
+        (a corrupt archive), nothing is added. Returns how many were added."""
+        before = self._db.total_changes
+        with self._db:  # commits on success, rolls back on any exception
+            self._db.executemany(f"INSERT OR IGNORE INTO completions VALUES ({', '.join('?' * len(COLUMNS))})", rows)
+        return self._db.total_changes - before
 
     def close(self) -> None:
         self._db.close()

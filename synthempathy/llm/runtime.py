@@ -27,6 +27,16 @@ def model_fingerprint(params: Params, model_sha256: str) -> dict:
     }
 
 
+def cache_fingerprint(params: Params) -> dict:
+    """The model part of every LLM cache key for ``params``: the served model and its revision
+    (engine openai), else the GGUF's sha256 and the runtime choices of :func:`model_fingerprint`."""
+    if params.generation.engine == "openai":
+        from synthempathy.llm.openai_engine import served_fingerprint
+
+        return served_fingerprint(params.generation)
+    return model_fingerprint(params, file_sha256(resolve_model_path(params.model.path).resolve()))
+
+
 def open_backend(params: Params, path: Path) -> Backend:
     """generation.batch_size 1: the single stream; above: continuous batching."""
     batch_size = params.generation.batch_size
@@ -41,12 +51,12 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
     """The cached generator for ``params``: local backend, Ray workers or inference servers
     (``generation.engine``)."""
     if params.generation.engine == "openai":  # no local GGUF: the servers hold the model
-        from synthempathy.llm.openai_engine import OpenAIEngine, served_fingerprint
+        from synthempathy.llm.openai_engine import OpenAIEngine
 
         # Lone requests: the servers batch them as they like, so no shard can fix a batch's company.
-        return CachedGenerator(OpenAIEngine(params.generation), cache or LLMCache(), served_fingerprint(params.generation))
+        return CachedGenerator(OpenAIEngine(params.generation), cache or LLMCache(), cache_fingerprint(params))
     path = resolve_model_path(params.model.path).resolve()  # absolute: Ray workers may run elsewhere
-    fingerprint = model_fingerprint(params, file_sha256(path))
+    fingerprint = cache_fingerprint(params)
     batch_size = params.generation.batch_size
     plan = ShardPlan.for_batch(batch_size, params.generation.shard_batches) if batch_size > 1 else None
     factory = functools.partial(open_backend, params, path)  # picklable, for Ray workers
@@ -58,6 +68,13 @@ def open_generator(params: Params, cache: LLMCache | None = None) -> CachedGener
         engine = LocalEngine(factory)
     prompter = ChatPrompter(path, params.model)  # bad model params stop here, before any worker starts
     return CachedGenerator(engine, cache or LLMCache(), fingerprint, plan, prompter)
+
+
+def model_weights(params: Params) -> str:
+    """The generation model's weights as the dataset card and release tags name them."""
+    if params.generation.engine == "openai":
+        return params.generation.model_revision
+    return "sha256:" + file_sha256(resolve_model_path(params.model.path).resolve())
 
 
 def generation_model_name(params: Params) -> str:
