@@ -82,6 +82,9 @@ META_TEXT = _any_of(
     r"\b(?:rewritten|first[- ]person) (?:version|story|explanation|narrative)\b",
     r"\bI hope (?:this|my) (?:response|rewrite|version) (?:helps|meets)\b",
     r"^\s*(?:note|word count|explanation|response)\s*:",
+    r"\A\s*(?:sure|certainly|absolutely)\s*[!,.:]",  # an assistant's opener, not a friend's message
+    r"\bhow (?:can|may) I (?:help|assist) you\b",
+    r"\b(?:tell|telling|told|write|writing) (?:the|this) story from my (?:perspective|point of view)\b",
     flags=re.IGNORECASE | re.MULTILINE,
 )
 FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves"})

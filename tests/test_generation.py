@@ -1,5 +1,7 @@
 """Generation steps and the cached generator, with the real embedded model and tiny params."""
 
+import re
+
 import pytest
 from helpers import TINY_MODEL, CrashAfter
 
@@ -40,6 +42,41 @@ def test_expand_and_requests_have_stable_ids_and_seeds():
     assert all(by_id[r.id] == r for r in small)  # adding stories never changes existing requests
     assert len({r.seed for r in large}) == len(large)
     assert "2 of my foster kittens died" in small[0].messages[-1][1]
+
+
+def test_few_shot_examples_are_sent_as_turns_before_the_record(tmp_path):
+    (tmp_path / "brainstorm.yaml").write_text(
+        "system: You write stories.\n"
+        "user: 'Problem: \"{scenario}\" Write a story.'\n"
+        "examples:\n  - scenario: my rent went up\n    answer: Dan's rent went up.\n"
+    )
+    messages = load_prompt("brainstorm", tmp_path).messages({"id": "x", "scenario": "my truck won't start"})
+    assert [role for role, _ in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1][1] == 'Problem: "my rent went up" Write a story.'  # the template, filled from the example
+    assert messages[2][1] == "Dan's rent went up."
+    assert messages[3][1] == 'Problem: "my truck won\'t start" Write a story.'
+
+
+@pytest.mark.parametrize(
+    ("examples", "message"),
+    [
+        ("  - scenario: my rent went up\n", "example 1 needs an 'answer' text"),
+        ("  - answer: Dan's rent went up.\n", "example 1 lacks field(s) scenario"),
+    ],
+)
+def test_bad_few_shot_example_is_a_one_line_error(tmp_path, examples, message):
+    (tmp_path / "brainstorm.yaml").write_text("user: 'Problem: {scenario}'\nexamples:\n" + examples)
+    with pytest.raises(InputError, match=re.escape(message)) as error:
+        load_prompt("brainstorm", tmp_path)
+    assert str(tmp_path / "brainstorm.yaml") in str(error.value) and "\n" not in str(error.value)
+
+
+def test_shipped_prompts_load_and_fill_their_examples():
+    """Every prompt in prompts/ loads; its examples (if any) render without leftover braces."""
+    for stage in ("brainstorm", "rewrite", "respond"):
+        prompt = load_prompt(stage)
+        for question, answer in prompt.examples:
+            assert "{" not in question and answer
 
 
 def test_prompt_with_unknown_field_is_a_clear_error():
