@@ -93,7 +93,9 @@ def main() -> int:
     for temperature in search.temperatures:
         for top_p in search.top_ps:
             names.append(experiment_name(temperature, top_p))
-            settings = ["-S", f"brainstorm.temperature={temperature}", "-S", f"brainstorm.top_p={top_p}"]
+            # Checks off: the grid scores what the sampling draws. With them on, stories.jsonl holds
+            # only stories that passed the on-topic bar, and on_topic would be 1 by construction.
+            settings = ["-S", f"brainstorm.temperature={temperature}", "-S", f"brainstorm.top_p={top_p}", "-S", "generation.checks=false"]
             if not args.no_run:
                 # A rerun replaces the grid point's experiment. Not with `exp run --force`: that is
                 # `repro --force`, which would rerun train_scorer and every other stage in each one.

@@ -82,6 +82,9 @@ META_TEXT = _any_of(
     r"\b(?:rewritten|first[- ]person) (?:version|story|explanation|narrative)\b",
     r"\bI hope (?:this|my) (?:response|rewrite|version) (?:helps|meets)\b",
     r"^\s*(?:note|word count|explanation|response)\s*:",
+    r"\A\s*(?:sure|certainly|absolutely)\s*[!,.:]",  # an assistant's opener, not a friend's message
+    r"\bhow (?:can|may) I (?:help|assist) you\b",
+    r"\b(?:tell|telling|told|write|writing) (?:the|this) story from my (?:perspective|point of view)\b",
     flags=re.IGNORECASE | re.MULTILINE,
 )
 FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves"})
@@ -132,25 +135,25 @@ def _search(pattern: re.Pattern, record: dict, fields: Sequence[str], reason: st
     return None
 
 
-def truncated(record: dict) -> Drop | None:
-    cut = [f for f in TEXT_FIELDS if record[f"{f}_finish_reason"] == "length"]
+def truncated(record: dict, fields: Sequence[str] = TEXT_FIELDS) -> Drop | None:
+    cut = [f for f in fields if record[f"{f}_finish_reason"] == "length"]
     return Drop("truncated", f"{', '.join(cut)} hit max_tokens") if cut else None
 
 
-def template_tokens(record: dict) -> Drop | None:
-    return _search(TEMPLATE_TOKENS, record, TEXT_FIELDS, "template_tokens")
+def template_tokens(record: dict, fields: Sequence[str] = TEXT_FIELDS) -> Drop | None:
+    return _search(TEMPLATE_TOKENS, record, fields, "template_tokens")
 
 
-def refusal(record: dict) -> Drop | None:
-    return _search(REFUSAL, record, TEXT_FIELDS, "refusal")
+def refusal(record: dict, fields: Sequence[str] = TEXT_FIELDS) -> Drop | None:
+    return _search(REFUSAL, record, fields, "refusal")
 
 
-def ai_disclaimer(record: dict) -> Drop | None:
-    return _search(AI_DISCLAIMER, record, TEXT_FIELDS, "ai_disclaimer")
+def ai_disclaimer(record: dict, fields: Sequence[str] = TEXT_FIELDS) -> Drop | None:
+    return _search(AI_DISCLAIMER, record, fields, "ai_disclaimer")
 
 
-def meta_text(record: dict) -> Drop | None:
-    return _search(META_TEXT, record, TEXT_FIELDS, "meta_text")
+def meta_text(record: dict, fields: Sequence[str] = TEXT_FIELDS) -> Drop | None:
+    return _search(META_TEXT, record, fields, "meta_text")
 
 
 def stopword_ratio(text: str) -> float:
@@ -159,8 +162,8 @@ def stopword_ratio(text: str) -> float:
     return sum(h in STOPWORDS for h in heads) / len(heads) if heads else 0.0
 
 
-def english(record: dict) -> Drop | None:
-    for field in TEXT_FIELDS:
+def english(record: dict, fields: Sequence[str] = TEXT_FIELDS) -> Drop | None:
+    for field in fields:
         ratio = stopword_ratio(record[field])
         if ratio < ENGLISH_MIN_STOPWORD_RATIO:
             return Drop("not_english", f"{field}: stop-word ratio {ratio:.2f} < {ENGLISH_MIN_STOPWORD_RATIO}")
@@ -191,8 +194,8 @@ def copied_explanation(record: dict, max_ratio: float) -> Drop | None:
     return Drop("copied_explanation", f"{ratio:.2f} of response {NGRAM}-grams in explanation > {max_ratio}") if ratio > max_ratio else None
 
 
-def repetition(record: dict, max_ratio: float) -> Drop | None:
-    for field in TEXT_FIELDS:
+def repetition(record: dict, max_ratio: float, fields: Sequence[str] = TEXT_FIELDS) -> Drop | None:
+    for field in fields:
         ratio = repetition_ratio(record[field], NGRAM)
         if ratio > max_ratio:
             return Drop("repetition", f"{field}: {ratio:.2f} of {NGRAM}-grams repeat > {max_ratio}")

@@ -66,6 +66,10 @@ class GenerationParams(Section):
     concurrency: int = Field(ge=1)  # requests in flight per endpoint
     timeout_s: float = Field(gt=0)  # per attempt: a request the server has not answered by then is retried
     api_key_env: str | None = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # NAME of the variable holding the key; null: none
+    # brainstorm, rewrite, respond: check each text where it is made (synthempathy/checks.py) and
+    # draw a failed one again, up to resample_attempts more times, with seeds derived from the attempt
+    checks: bool
+    resample_attempts: int = Field(ge=0)
 
     @field_validator("endpoints")
     @classmethod

@@ -31,6 +31,8 @@ def sorted_by_id(records):
     return sorted(records, key=lambda r: sort_key(r["id"]))
 
 
-def rejection(record_id: str, stage: str, reason: str, detail: str = "") -> dict:
-    """The one shape of a dropped record, as it lands in the rejected files."""
-    return {"id": record_id, "stage": stage, "reason": reason, "detail": detail}
+def rejection(record_id: str, stage: str, reason: str, detail: str = "", **extra) -> dict:
+    """The one shape of a dropped record, as it lands in the rejected files. A generation stage's
+    rejection is one failed attempt: it also carries ``attempt`` (0: the first draw) and the text
+    under its field's name (``story``, ``explanation`` or ``response``)."""
+    return {"id": record_id, "stage": stage, "reason": reason, "detail": detail, **extra}

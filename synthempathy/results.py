@@ -28,10 +28,11 @@ class StageResult:
     def keep(self, record: dict) -> None:
         self.kept.append(record)
 
-    def reject(self, record_id: str, reason: str, detail: str = "") -> None:
+    def reject(self, record_id: str, reason: str, detail: str = "", **extra) -> None:
+        """``extra``: more fields of the rejection (records.rejection), e.g. a failed attempt and its text."""
         if reason not in self.reasons:
             raise ValueError(f"stage {self.stage}: rejection reason {reason!r} is not declared in {tuple(self.reasons)}")
-        self.rejected.append(rejection(record_id, self.stage, reason, detail))
+        self.rejected.append(rejection(record_id, self.stage, reason, detail, **extra))
 
     def metrics(self) -> dict:
         counts = Counter(r["reason"] for r in self.rejected)

@@ -90,6 +90,17 @@ def latest_records(ids: Iterable[str], sources: Sequence[Iterable[Mapping]], sce
     return found
 
 
+def as_rejected(rejection: Mapping, record: Mapping | None) -> Mapping | None:
+    """The record as the rejection saw it. A failed generation attempt carries its own text (its
+    record may have been kept with a later attempt): the chain up to that field, then that text."""
+    fields = [f for f, _ in CHAIN]
+    own = [f for f in fields if f in rejection]
+    if not own:
+        return record
+    last = fields.index(own[-1])
+    return {**{k: v for k, v in (record or {}).items() if k not in fields[last:]}, **{f: rejection[f] for f in own}}
+
+
 def _quote(text: str, pii: PiiConfig) -> str:
     """A blockquote of ``text``: personal data scrubbed (a rejected record never went through the
     filter's scrub), '<' escaped (an HTML-like token such as a leaked `</s>` would vanish when
@@ -143,7 +154,7 @@ def _rejections_section(examples: Sequence[RejectionExample], records: Mapping[s
     for e in examples:
         lines += [f"### {e.stage}: {e.reason} ({e.count} {'record' if e.count == 1 else 'records'})", ""]
         lines += [f"Example `{e.rejection['id']}`: {e.rejection.get('detail') or '(no detail)'}", ""]
-        record = records.get(e.rejection["id"])
+        record = as_rejected(e.rejection, records.get(e.rejection["id"]))
         lines += _chain(record, pii) if record else ["(its text is in none of the stage files)", ""]
     return lines
 

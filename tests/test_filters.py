@@ -93,6 +93,9 @@ def test_text_utilities():
         ({"response": "Sure! Here's an empathetic response:\n" + RESPONSE}, "meta_text"),
         ({"explanation": "Here is the rewritten story in first person:\n" + EXPLANATION}, "meta_text"),
         ({"response": "Here is a response: " + RESPONSE}, "meta_text"),
+        ({"response": "Sure, I'd like to share a thought. " + RESPONSE}, "meta_text"),
+        ({"response": RESPONSE + " How can I assist you further?"}, "meta_text"),
+        ({"explanation": EXPLANATION + " I'll be telling the story from my perspective."}, "meta_text"),
         (
             {"response": "Entiendo que estés muy cansado. Tienes tres exámenes la próxima semana y trabajas hasta tarde cada noche, y es normal sentirse así."},
             "not_english",

@@ -1,10 +1,13 @@
 """Generation steps and the cached generator, with the real embedded model and tiny params."""
 
+import re
+
 import pytest
 from helpers import TINY_MODEL, CrashAfter
 
 from synthempathy.errors import InputError
-from synthempathy.generation import attach_completions, build_requests, clean_generation, expand_scenarios, growth_order
+from synthempathy.filters import Drop
+from synthempathy.generation import build_requests, clean_generation, expand_scenarios, generate_with_resample, growth_order, no_check
 from synthempathy.llm.cache import LLMCache, cache_key
 from synthempathy.llm.generator import CachedGenerator, LocalEngine
 from synthempathy.llm.llama import LlamaBackend
@@ -41,6 +44,41 @@ def test_expand_and_requests_have_stable_ids_and_seeds():
     assert "2 of my foster kittens died" in small[0].messages[-1][1]
 
 
+def test_few_shot_examples_are_sent_as_turns_before_the_record(tmp_path):
+    (tmp_path / "brainstorm.yaml").write_text(
+        "system: You write stories.\n"
+        "user: 'Problem: \"{scenario}\" Write a story.'\n"
+        "examples:\n  - scenario: my rent went up\n    answer: Dan's rent went up.\n"
+    )
+    messages = load_prompt("brainstorm", tmp_path).messages({"id": "x", "scenario": "my truck won't start"})
+    assert [role for role, _ in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1][1] == 'Problem: "my rent went up" Write a story.'  # the template, filled from the example
+    assert messages[2][1] == "Dan's rent went up."
+    assert messages[3][1] == 'Problem: "my truck won\'t start" Write a story.'
+
+
+@pytest.mark.parametrize(
+    ("examples", "message"),
+    [
+        ("  - scenario: my rent went up\n", "example 1 needs an 'answer' text"),
+        ("  - answer: Dan's rent went up.\n", "example 1 lacks field(s) scenario"),
+    ],
+)
+def test_bad_few_shot_example_is_a_one_line_error(tmp_path, examples, message):
+    (tmp_path / "brainstorm.yaml").write_text("user: 'Problem: {scenario}'\nexamples:\n" + examples)
+    with pytest.raises(InputError, match=re.escape(message)) as error:
+        load_prompt("brainstorm", tmp_path)
+    assert str(tmp_path / "brainstorm.yaml") in str(error.value) and "\n" not in str(error.value)
+
+
+def test_shipped_prompts_load_and_fill_their_examples():
+    """Every prompt in prompts/ loads; its examples (if any) render without leftover braces."""
+    for stage in ("brainstorm", "rewrite", "respond"):
+        prompt = load_prompt(stage)
+        for question, answer in prompt.examples:
+            assert "{" not in question and answer
+
+
 def test_prompt_with_unknown_field_is_a_clear_error():
     prompt = Prompt("prompts/x.yaml", "", "Tell me about {nonexistent}")
     with pytest.raises(InputError, match="prompts/x.yaml.*nonexistent"):
@@ -61,13 +99,45 @@ def test_clean_generation(raw, clean):
     assert clean_generation(raw) == clean
 
 
-def test_attach_completions_rejects_empty_text():
+def test_empty_generation_is_rejected_with_its_attempt():
     records = [{"id": "a"}, {"id": "b"}]
     completions = [Completion("a", " Hello there. ", 5, 3, "stop"), Completion("b", "  ", 5, 0, "length")]
-    result = attach_completions(records, completions, "story", "brainstorm")
-    kept, rejected = result.kept, result.rejected
-    assert kept == [{"id": "a", "story": "Hello there.", "story_finish_reason": "stop", "story_tokens": 3}]
-    assert rejected == [{"id": "b", "stage": "brainstorm", "reason": "empty_generation", "detail": "finish_reason=length"}]
+    result = generate_with_resample(records, "story", "brainstorm", lambda pending, attempt: completions, no_check, (), 0)
+    assert result.kept == [{"id": "a", "story": "Hello there.", "story_finish_reason": "stop", "story_tokens": 3, "story_attempt": 0}]
+    assert result.rejected == [{"id": "b", "stage": "brainstorm", "reason": "empty_generation", "detail": "finish_reason=length", "attempt": 0, "story": ""}]
+
+
+def test_resample_redraws_failed_records_with_derived_seeds_and_logs_every_failure():
+    records = [{"id": "sad-1-s0"}, {"id": "sad-2-s0"}]
+    seen = []
+
+    def generate(pending, attempt):
+        seen.append((attempt, [r["id"] for r in pending]))
+        return [Completion(r["id"], f"{r['id']} try {attempt}", 5, 3, "stop") for r in pending]
+
+    def check(cands):  # sad-2 passes at its second attempt, sad-1 never
+        return [None if c["story"] == "sad-2-s0 try 1" else Drop("truncated", "x") for c in cands]
+
+    result = generate_with_resample(records, "story", "brainstorm", generate, check, ("truncated",), 2)
+    assert seen == [(0, ["sad-1-s0", "sad-2-s0"]), (1, ["sad-1-s0", "sad-2-s0"]), (2, ["sad-1-s0"])]
+    assert [(r["id"], r["story_attempt"]) for r in result.kept] == [("sad-2-s0", 1)]
+    assert [(r["id"], r["reason"], r["attempt"]) for r in result.rejected] == [
+        ("sad-1-s0", "truncated", 0),
+        ("sad-2-s0", "truncated", 0),
+        ("sad-1-s0", "truncated", 1),
+        ("sad-1-s0", "truncated", 2),
+    ]
+    assert result.extra_metrics["calls_per_attempt"] == {"0": 2, "1": 2, "2": 1} and result.extra_metrics["records_given_up"] == 1
+
+
+def test_attempt_is_in_the_seed_and_the_cache_key():
+    first = build_requests(expand_scenarios(SCENARIOS, 1), load_prompt("brainstorm"), TINY_SAMPLING, 2025, "brainstorm")
+    again = build_requests(expand_scenarios(SCENARIOS, 1), load_prompt("brainstorm"), TINY_SAMPLING, 2025, "brainstorm", attempt=1)
+    fingerprint = {"sha256": "abc", "chat_format": None, "gpu": False, "batch_size": 1}
+    assert all(a.seed != b.seed for a, b in zip(first, again, strict=True))
+    assert "attempt" not in first[0].sampling() and again[0].sampling()["attempt"] == 1
+    same_seed = again[0].__class__(**{**again[0].__dict__, "seed": first[0].seed})
+    assert cache_key(fingerprint, same_seed) != cache_key(fingerprint, first[0])  # the attempt alone changes the key
 
 
 def test_cache_key_covers_model_sampling_and_seed():

@@ -16,11 +16,15 @@ class Request:
     max_tokens: int
     repeat_penalty: float
     seed: int
+    attempt: int = 0  # resample round (generation.resample_attempts); its seed is derived from it too
 
     def sampling(self) -> dict:
-        """Everything but the id: what decides the completion, and so the cache key."""
+        """Everything but the id: what decides the completion, and so the cache key. The attempt
+        is in the key from the first resample on; a first draw keeps the key it always had."""
         data = asdict(self)
         del data["id"]
+        if not self.attempt:
+            del data["attempt"]
         return data
 
 
