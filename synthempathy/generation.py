@@ -173,8 +173,9 @@ def run_generation(
     ``logs/<stage>.json``, never to metrics."""
     from synthempathy.llm.runtime import open_generator  # imports llama.cpp lazily
 
+    prompt = load_prompt(stage)  # a bad prompt file fails before the model is loaded
     generator = open_generator(params)
-    generate = rounds_through(generator, stage, load_prompt(stage), sampling, params.seed)
+    generate = rounds_through(generator, stage, prompt, sampling, params.seed)
     try:
         if check is None:
             result = generate_with_resample(records, field, stage, generate, no_check, (), 0)

@@ -336,4 +336,8 @@ def test_killed_driver_resumes_from_the_cache_with_identical_outputs(tmp_path):
     for name in ("data/stories.jsonl", "data/rejected/brainstorm.jsonl", "metrics/brainstorm.json"):
         assert (on_ray / name).read_bytes() == (local / name).read_bytes(), name
     log = json.loads((on_ray / "logs/brainstorm.json").read_text())
-    assert (log["engine"], log["workers"], log["cached"], log["generated"]) == ("ray", 2, done_before, total - done_before)
+    # 16-token stories fail the truncation check, so every round of resampling runs: the rerun
+    # generates exactly what the local run generated over all rounds, less what the kill left cached.
+    calls = json.loads((local / "logs/brainstorm.json").read_text())["generated"]
+    assert calls > total
+    assert (log["engine"], log["workers"], log["cached"], log["generated"]) == ("ray", 2, done_before, calls - done_before)
