@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_CUDA=on
 endif
 
-.PHONY: setup setup-ray setup-s3 setup-browser llama-tools serve repro lint test test-slow bench gpu-check sampling-search scorer-cv plots cache-export cache-import release push pull clean-venv
+.PHONY: setup setup-ray setup-s3 setup-browser llama-tools serve repro paper ablation lint test test-slow bench gpu-check sampling-search scorer-cv plots cache-export cache-import release push pull clean-venv
 
 setup: $(VENV)/.deps-installed $(VENV)/.llama-installed
 
@@ -89,6 +89,14 @@ setup-browser:
 # Stage commands call `python`: put the venv first on PATH.
 repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+# The paper's claim from the filtered corpus, one DVC experiment of presets/paper.yaml in the
+# workspace (README "Reproducing the paper's claim"); then its ablation table (metrics/ablation.md).
+paper: setup
+	$(BIN)/python scripts/paper.py $(PAPER_ARGS)
+
+ablation: setup
+	$(BIN)/python scripts/ablation.py $(ABLATION_ARGS)
 
 # llama-tools: the openai engine's tests run real llama-server processes; moto: the S3 round trip.
 test: setup setup-ray setup-s3 $(VENV)/.moto-installed setup-browser llama-tools lint

@@ -18,42 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a file: import the package from this checkout
 
+from synthempathy.experiments import dvc, dvc_env  # noqa: E402
 from synthempathy.params import load_params  # noqa: E402
-from synthempathy.paths import cache_root  # noqa: E402
 from synthempathy.plots import write_plot  # noqa: E402
 from synthempathy.sampling_search import GRID_PLOT_COLUMNS, coherence_bar, experiment_name, grid_plot_rows, markdown_table, parse_exp_show, rank  # noqa: E402
 
 TARGET = "report"  # the scores are the report's; finetune/evaluate would only cost time
 TABLE = Path("metrics/sampling_search.md")
 GRID_PLOT = Path("metrics/plots/sampling_grid.json")
-
-
-def dvc_env() -> dict[str, str]:
-    """Queued experiments run in temp copies of the repo (.dvc/tmp/exps): an absolute cache path
-    lets them share LLM completions and embeddings with each other and with the workspace.
-    The queue worker is spawned as `dvc` and the stages call `python`: this interpreter's bin
-    goes first on PATH. The worker inherits this environment (it is forked by `dvc exp run`)."""
-    return {
-        **os.environ,
-        "SYNTHEMPATHY_CACHE": str(cache_root().resolve()),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-
-
-def dvc(args: list[str], env: dict[str, str], check: bool = True, quiet: bool = False) -> str:
-    """Run dvc; ``quiet`` hides its output (and the command) for housekeeping that may fail."""
-    if not quiet:
-        print("$ dvc " + " ".join(args), flush=True)
-    stdout = subprocess.PIPE if quiet or args[:2] == ["exp", "show"] else None  # only exp show is parsed
-    stderr = subprocess.DEVNULL if quiet else None
-    return subprocess.run(["dvc", *args], env=env, check=check, text=True, stdout=stdout, stderr=stderr).stdout
 
 
 def save(table: str, grid_rows: list[dict]) -> None:
@@ -104,7 +82,7 @@ def main() -> int:
     if not args.no_run:
         # A failed experiment is reported in the table, so the queue's exit status is not fatal.
         dvc(["exp", "run", "--run-all", "--jobs", str(args.jobs)], env, check=False)
-    trials = parse_exp_show(json.loads(dvc(["exp", "show", "--json"], env)), names)
+    trials = parse_exp_show(json.loads(dvc(["exp", "show", "--json"], env, capture=True)), names)
     bar = coherence_bar(trials, search.min_coherence, search.max_coherence_drop)
     ranked = rank(trials, search.objective, bar)
     table = markdown_table(ranked, search.objective, bar)

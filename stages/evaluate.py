@@ -9,7 +9,7 @@ from peft import PeftModel
 
 from synthempathy.empathy.scorer import score
 from synthempathy.errors import stage_main
-from synthempathy.evaluate import MECHANISMS, compare_scores, generate_responses, read_situations, side_by_side
+from synthempathy.evaluate import MECHANISMS, compare_scores, generate_responses, read_situations, reply_stats, side_by_side, summary_line
 from synthempathy.finetune import load_base, select_device
 from synthempathy.io import write_json_atomic, write_jsonl_atomic
 from synthempathy.params import load_params
@@ -37,20 +37,13 @@ def main(paths) -> None:
     base_scores, tuned_scores = scores[: len(texts)], scores[len(texts) :]
     write_jsonl_atomic(paths.generations, side_by_side(situations, base_replies, tuned_replies, base_scores, tuned_scores))
     metrics = compare_scores(base_scores, tuned_scores, params.bootstrap_samples, all_params.seed)
+    metrics["replies"] = {"base": reply_stats(base_replies), "tuned": reply_stats(tuned_replies)}
     write_json_atomic(paths.metrics, metrics)
     write_plot(paths.plot, base_vs_tuned_rows(metrics, MECHANISMS), ("mechanism", "base", "tuned", "difference", "ci_low", "ci_high"))
     write_json_atomic(
         log_path("evaluate"), {"situations": len(texts), "generate_s": round(generated - started, 1), "score_s": round(time.perf_counter() - generated, 1)}
     )
-    e = metrics["empathy"]
-    log.info(
-        "empathy %.3f -> %.3f (%+.1f%%, 95%% CI of the difference %s) on %d situations",
-        e["base_mean"],
-        e["tuned_mean"],
-        100 * (e["relative_change"] or 0),
-        e["difference_ci"],
-        len(texts),
-    )
+    log.info("%s", summary_line(metrics))
 
 
 if __name__ == "__main__":

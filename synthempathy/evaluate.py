@@ -130,4 +130,30 @@ def compare_scores(base: Sequence[Mapping], tuned: Sequence[Mapping], n_samples:
             "tuned_std": round(float(t.std(ddof=1)), 4) if t.size > 1 else 0.0,
             "difference_ci": [round(low, 4), round(high, 4)],
         }
+        stds = result[m]["base_std"], result[m]["tuned_std"]
+        result[m]["std_relative_change"] = round((stds[1] - stds[0]) / stds[0], 4) if stds[0] else None  # paper: -4%
     return result
+
+
+def reply_stats(replies: Sequence[str]) -> dict:
+    """Mean words per reply and the share of replies asking a question: a gain in empathy
+    should not be just longer or more question-marked text."""
+    if not replies:
+        raise ValueError("no replies")
+    return {
+        "mean_words": round(sum(len(r.split()) for r in replies) / len(replies), 1),
+        "question_share": round(sum("?" in r for r in replies) / len(replies), 4),
+    }
+
+
+def summary_line(metrics: Mapping) -> str:
+    """The headline of a comparison: average empathy, its change, CI and spread, and ER/IP/EX."""
+    e = metrics["empathy"]
+    change = f"{100 * e['relative_change']:+.1f}%" if e["relative_change"] is not None else "n/a"
+    spread = f"{100 * e['std_relative_change']:+.1f}%" if e["std_relative_change"] is not None else "n/a"
+    parts = ", ".join(f"{m.upper()} {metrics[m]['base_mean']:.3f} -> {metrics[m]['tuned_mean']:.3f}" for m in MECHANISMS[:-1])
+    return (
+        f"empathy {e['base_mean']:.3f} -> {e['tuned_mean']:.3f} ({change}, {100 * CONFIDENCE:.0f}% CI of the difference "
+        f"[{e['difference_ci'][0]:+.3f}, {e['difference_ci'][1]:+.3f}]); std {e['base_std']:.3f} -> {e['tuned_std']:.3f} ({spread}); "
+        f"{parts}; {metrics['n']} situations"
+    )

@@ -266,6 +266,12 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    return validate_params(raw, path)
+
+
+def validate_params(raw: object, path: str | Path) -> Params:
+    """``raw`` (the params file's YAML, or it with a preset applied) as Params; InputError names
+    ``path``, the first bad key and the fix."""
     try:
         return Params.model_validate(raw or {})
     except ValidationError as exc:

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from synthempathy.errors import InputError
+from synthempathy.paths import stage_path
 from synthempathy.seeding import derive_seed
 
 MECHANISMS = ("er", "ip", "ex")
@@ -110,8 +110,7 @@ STAGE_OPTIONS = ("emotional_reactions", "interpretations", "explorations")
 def stage_files(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, str]:
     """The annotation files in the ``train_scorer`` stage's ``cmd`` in dvc.yaml, by mechanism:
     for the tools outside ``dvc repro`` (``make scorer-cv``, the scorer benchmark)."""
-    words = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]["train_scorer"]["cmd"].split()
-    return {m: words[words.index("--" + option.replace("_", "-")) + 1] for m, option in zip(MECHANISMS, STAGE_OPTIONS, strict=True)}
+    return {m: stage_path("train_scorer", option.replace("_", "-"), dvc_yaml) for m, option in zip(MECHANISMS, STAGE_OPTIONS, strict=True)}
 
 
 def pick_posts(sp_ids: Iterable[str], n: int, seed: int, purpose: str) -> list[str]:
