@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from synthempathy.errors import InputError
-from synthempathy.params import PARAMS_FILE, validate_params
+from synthempathy.params import PARAMS_FILE, read_yaml, validate_params
 from synthempathy.paths import cache_root
 
 
@@ -55,12 +55,7 @@ def load_preset(path: str | Path, params_file: str | Path = PARAMS_FILE) -> dict
     """The preset's overrides as ``{dotted key: value}``, after checking that params.yaml with
     them applied is valid; one-line InputError otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: preset file not found; pass an existing file (e.g. presets/paper.yaml)")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    tree = read_yaml(path, "preset file not found; pass an existing file (e.g. presets/paper.yaml)")
     if not isinstance(tree, dict) or not tree:
         raise InputError(f"{path}: expected a mapping of params.yaml sections to the values it changes")
     overrides = flatten(tree)

@@ -260,13 +260,17 @@ def params_sha256(path: str | Path = PARAMS_FILE) -> str:
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Parse and validate the whole params file; raise InputError with a one-line fix."""
     path = Path(path)
+    return validate_params(read_yaml(path, "params file not found; run from the project root"), path)
+
+
+def read_yaml(path: Path, missing: str) -> object:
+    """A YAML file's data; InputError naming the file (``missing``: the fix when it does not exist)."""
     if not path.is_file():
-        raise InputError(f"{path}: params file not found; run from the project root")
+        raise InputError(f"{path}: {missing}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    return validate_params(raw, path)
 
 
 def validate_params(raw: object, path: str | Path) -> Params:
