@@ -6,7 +6,7 @@ Checks the preset against params.yaml, then runs `dvc exp run -S ...` in the wor
 corpus, LoRA on the filtered corpus, base vs tuned on the held-out situations. The workspace
 keeps the experiment's params and outputs (metrics/finetune.json: the gain, its paired-bootstrap
 CI, the per-mechanism means and spreads); `dvc exp show` lists it beside the others, and
-`git checkout params.yaml && dvc checkout` returns to the committed default.
+`git checkout params.yaml dvc.lock && dvc checkout` returns to the committed default.
 """
 
 from __future__ import annotations
