@@ -28,8 +28,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a file: import the package from this checkout
 
@@ -43,7 +41,7 @@ from synthempathy.export import sft_records  # noqa: E402
 from synthempathy.finetune import encode_example, load_base, planned_steps, select_device, train_lora  # noqa: E402
 from synthempathy.io import atomic_path, read_jsonl, write_json_atomic  # noqa: E402
 from synthempathy.params import load_params  # noqa: E402
-from synthempathy.paths import cache_root, stage_path  # noqa: E402
+from synthempathy.paths import cache_root, locked_md5s, stage_path  # noqa: E402
 
 RESULTS = Path("metrics/ablation.json")
 TABLE = Path("metrics/ablation.md")
@@ -76,12 +74,6 @@ def cached(key: str, compute: Callable[[], dict], what: str) -> dict:
     result = compute()
     write_json_atomic(path, result)
     return result
-
-
-def scorer_md5() -> str:
-    """The scorer's md5 in dvc.lock: a retrained scorer gives other scores."""
-    outs = yaml.safe_load(Path("dvc.lock").read_text(encoding="utf-8"))["stages"]["train_scorer"]["outs"]
-    return next(o["md5"] for o in outs if o["path"] == stage_path("evaluate", "scorer"))
 
 
 def evaluate_replies(texts, replies, base_scores, scorer, params) -> dict:
@@ -131,7 +123,7 @@ def main() -> int:
         "evaluate": params.evaluate.model_dump(),
         "seed": params.seed,
         "situations": texts,
-        "scorer": scorer_md5(),
+        "scorer": locked_md5s("train_scorer")[stage_path("evaluate", "scorer")],  # a retrained scorer gives other scores
     }
 
     def base_run() -> dict:

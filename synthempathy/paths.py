@@ -27,3 +27,8 @@ def stage_path(stage: str, option: str, dvc_yaml: str | Path = "dvc.yaml") -> st
     (make paper, make ablation, make scorer-cv) read a stage's files from there, never restate them."""
     words = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"][stage]["cmd"].split()
     return words[words.index(f"--{option}") + 1]
+
+
+def locked_md5s(stage: str, lock: str | Path = "dvc.lock") -> dict[str, str]:
+    """md5 of each output of ``stage`` as dvc.lock records it, by path."""
+    return {out["path"]: out["md5"] for out in yaml.safe_load(Path(lock).read_text(encoding="utf-8"))["stages"][stage]["outs"]}

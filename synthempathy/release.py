@@ -16,13 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from synthempathy.errors import InputError
+from synthempathy.paths import locked_md5s
 
 TAG_PREFIX = "corpus-v"
 CARD = Path("data/corpus/README.md")  # written by the export stage (dvc.yaml)
-LOCK = Path("dvc.lock")
 
 
 def tag_name(version: str) -> str:
@@ -74,12 +72,6 @@ def check_card(params_digest: str, weights: str) -> None:
         raise InputError(f"{CARD}: does not name params.yaml sha256 {params_digest[:12]}… and model {weights}; run dvc repro -f export and commit")
 
 
-def corpus_md5s() -> dict[str, str]:
-    """md5 of every output of the export stage (the released files), from dvc.lock."""
-    lock = yaml.safe_load(LOCK.read_text(encoding="utf-8"))
-    return {out["path"]: out["md5"] for out in lock["stages"]["export"]["outs"]}
-
-
 def tag_message(tag: str, params_digest: str, weights: str, md5s: dict[str, str]) -> str:
     lines = [f"SYNTHEMPATHY corpus {tag}", "", f"params.yaml sha256: {params_digest}", f"model weights: {weights}", "", "files (md5, as in dvc.lock):"]
     return "\n".join([*lines, *(f"  {path}: {md5}" for path, md5 in sorted(md5s.items()))]) + "\n"
@@ -98,7 +90,7 @@ def release(version: str) -> str:
     pushed = subprocess.run(["dvc", "push"], stderr=subprocess.PIPE, text=True)  # its progress shows
     if pushed.returncode != 0:
         raise InputError(f"dvc push failed ({_last_line(pushed.stderr)}); no tag made; fix the remote (dvc remote list) and rerun")
-    message = tag_message(tag, params_digest, weights, corpus_md5s())
+    message = tag_message(tag, params_digest, weights, locked_md5s("export"))  # the released files
     tagged = subprocess.run(["git", "tag", "-a", tag, "-F", "-"], input=message, capture_output=True, text=True)
     if tagged.returncode != 0:
         raise InputError(f"git tag {tag} failed ({_last_line(tagged.stderr)}); the outputs are pushed, rerun once git works")
