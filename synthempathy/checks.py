@@ -4,13 +4,15 @@ answered or scored downstream: a text that fails one is drawn again (generation.
 They are the filter stage's own rules (filters.py) and the align stage's own thresholds
 (align.py, params ``align.*``), applied to the one field the stage writes, plus a person check
 the filter does not make: an explanation must be told by the seeker (I/my more often than
-he/she), a response must talk to the seeker (you/your more often than he/she). Nothing here is
-looser than downstream; the filter and align stages still decide what reaches the corpus.
+he/she), a response must talk to the seeker (you/your more often than he/she) and not about them
+as "your friend". Nothing here is looser than downstream; the filter and align stages still decide
+what reaches the corpus.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -41,6 +43,8 @@ from synthempathy.params import AlignParams, FilterParams, Params
 
 THIRD_PERSON = frozenset({"he", "she", "him", "her", "his", "hers", "himself", "herself"})
 MIN_PERSON_WORDS = 2  # an explanation needs at least this many I/my words, a response you/your words
+YOUR_FRIEND = re.compile(r"\byour (?:\w+ )?friend\b", re.I)  # "your friend", "your best friend"; not "your friends"
+FRIEND = re.compile(r"\bfriend", re.I)
 
 _ALIGN = {reason: (param, reason) for _, param, reason in ALIGN_CHECKS}
 # Per generated field: (the text it is compared with, AlignParams threshold, rejection reason).
@@ -66,6 +70,15 @@ def person(record: dict, field: str, own: frozenset[str], reason: str) -> Drop |
     if n_own >= MIN_PERSON_WORDS and n_own > n_third:
         return None
     return Drop(reason, f"{field}: {n_own} {'/'.join(sorted(own)[:3])}... words vs {n_third} he/she words")
+
+
+def writer_as_friend(record: dict) -> Drop | None:
+    """A response about "your friend" to an explanation that names no friend answers someone
+    reporting on the writer, not the writer (53% of a `make paper` corpus did; docs/results.md)."""
+    match = YOUR_FRIEND.search(record["response"])
+    if match is None or FRIEND.search(record["explanation"]):
+        return None
+    return Drop("writer_as_friend", f"response: {match.group(0)!r}, but the explanation names no friend")
 
 
 def text_rules(field: str, params: FilterParams) -> list[Rule]:
@@ -94,6 +107,7 @@ def text_rules(field: str, params: FilterParams) -> list[Rule]:
         rules += [
             Rule(("not_second_person",), second_person),
             Rule(("third_person_response",), functools.partial(person, field=field, own=SECOND_PERSON, reason="third_person_response")),
+            Rule(("writer_as_friend",), writer_as_friend),
             Rule(("copied_explanation",), functools.partial(copied_explanation, max_ratio=params.max_copy_ratio)),
         ]
     return rules
