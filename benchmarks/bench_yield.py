@@ -7,7 +7,9 @@ corpus before near-duplicate removal; mean empathy is scored by the trained scor
 
 Variants add one lever at a time to the prompts and params before issue 14 (git rev BEFORE):
 checks + resampling, the few-shot brainstorm prompt, temperature 0.7, the word targets of the
-rewrite and respond prompts (= the shipped default), and the default without resampling.
+rewrite and respond prompts (git rev WORD_TARGETS), the respond prompt that answers the writer
+(= the shipped default), and the default without resampling. Every row runs today's checks, the
+writer_as_friend one included.
 
 Calls, calls that hit max_tokens and completion tokens are deterministic (seeded) and say what a
 variant costs. No seconds per row: the variants share the LLM cache (rows reuse each other's
@@ -37,6 +39,7 @@ from synthempathy.params import Params, load_params
 from synthempathy.prompts import Prompt, load_prompt
 
 BEFORE = "f54334f"  # main before issue 14: prompts without examples, brainstorm temperature 0.9
+WORD_TARGETS = "17bc91c"  # main before the respond prompt answering the writer ("A friend wrote to you")
 STAGES = (("brainstorm", "story"), ("rewrite", "explanation"), ("respond", "response"))
 
 
@@ -48,13 +51,15 @@ class Variant:
     resample_attempts: int | None = None
 
 
+DEFAULT = Variant("+ respond prompt answering the writer, one example (default)")
 OLD_PROMPTS = {"brainstorm": BEFORE, "rewrite": BEFORE, "respond": BEFORE}
 VARIANTS = (
     Variant("before: old prompts, temperature 0.9, no resampling", OLD_PROMPTS, 0.9, 0),
     Variant("+ resampling (k=3)", OLD_PROMPTS, 0.9, 3),
     Variant("+ few-shot brainstorm prompt", {"rewrite": BEFORE, "respond": BEFORE}, 0.9, 3),
     Variant("+ brainstorm temperature 0.7", {"rewrite": BEFORE, "respond": BEFORE}, 0.7, 3),
-    Variant("+ word targets 80/100 (default)"),
+    Variant("+ word targets 80/100", {"respond": WORD_TARGETS}),
+    DEFAULT,
     Variant("default without resampling (k=0)", resample_attempts=0),
 )
 
@@ -124,7 +129,7 @@ def main() -> None:
     if args.smoke:
         seen: set[str] = set()
         scenarios = [s for s in scenarios if not (s["category"] in seen or seen.add(s["category"]))]
-        variants = tuple(Variant(v.name, v.prompts_from, v.brainstorm_temperature, 0) for v in (VARIANTS[0], VARIANTS[4]))
+        variants = tuple(Variant(v.name, v.prompts_from, v.brainstorm_temperature, 0) for v in (VARIANTS[0], DEFAULT))
     scorer = load_scorer(Path("models/empathy_scorer"))
     rows = [run_variant(v, scenarios, params, params.brainstorm.n_stories, scorer) for v in variants]
     head = (
