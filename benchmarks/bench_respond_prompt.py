@@ -24,13 +24,13 @@ import yaml
 
 from benchmarks.bench_yield import WORD_TARGETS, prompt_at
 from benchmarks.common import busy, header, table, write_result
-from synthempathy.checks import FRIEND, YOUR_FRIEND, stage_check
+from synthempathy.checks import YOUR_FRIEND, stage_check, writer_as_friend
 from synthempathy.empathy.scorer import load_scorer, score_records
 from synthempathy.generation import candidate, rounds_through
 from synthempathy.io import read_jsonl
 from synthempathy.llm.runtime import open_generator
 from synthempathy.params import load_params
-from synthempathy.prompts import Prompt, load_prompt
+from synthempathy.prompts import PROMPTS_DIR, Prompt, load_prompt
 
 VARIANTS_DIR = Path("benchmarks/respond_prompts")
 # (name, prompt: a file in VARIANTS_DIR, "before" (prompts/respond.yaml at WORD_TARGETS) or "shipped", with the shipped example)
@@ -51,15 +51,14 @@ def variant_prompt(source: str, with_example: bool, tmp: Path) -> Prompt:
         return load_prompt("respond")
     data = yaml.safe_load((VARIANTS_DIR / f"{source}.yaml").read_text(encoding="utf-8"))
     if with_example:  # the shipped prompt's example, rendered through this variant's user template
-        data["examples"] = yaml.safe_load(Path("prompts/respond.yaml").read_text(encoding="utf-8"))["examples"]
+        data["examples"] = yaml.safe_load((PROMPTS_DIR / "respond.yaml").read_text(encoding="utf-8"))["examples"]
     (tmp / "respond.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return load_prompt("respond", tmp)
 
 
 def says_your_friend(record: dict) -> tuple[bool, bool]:
-    """(the reply says "your friend", ... to an explanation that names no friend)."""
-    found = YOUR_FRIEND.search(record["response"]) is not None
-    return found, found and FRIEND.search(record["explanation"]) is None
+    """(the reply says "your friend", ... to an explanation that names no friend: the check's rule)."""
+    return YOUR_FRIEND.search(record["response"]) is not None, writer_as_friend(record) is not None
 
 
 def main() -> None:
